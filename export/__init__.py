@@ -1,0 +1,1 @@
+"""latentforge.export: PyTorch checkpoints → ONNX graphs with config and schedule metadata."""

@@ -1,0 +1,1 @@
+"""latentforge.train: PyTorch models, losses, schedules, training and reference samplers."""

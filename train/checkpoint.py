@@ -1,0 +1,71 @@
+"""Checkpoints: config + weights (+ EMA) + optimizer + epoch + RNG state, written atomically.
+
+A checkpoint is a plain dict of tensors and Python primitives, so it loads with
+``torch.load(..., weights_only=True)``:
+
+    {"format": 1, "model": name, "kind": "ae"|"vae"|"ddpm"|..., "config": {...},
+     "model_state": ..., "ema_state": ... | None, "optimizer": ... | None, "epoch": int,
+     "rng": {"torch": ByteTensor}, "args": {...}, "metrics": {...}, "schedule": {...}?}
+
+A weights-only checkpoint (what ships) drops "optimizer" and "rng" and keeps the EMA weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = 1
+
+
+def atomic_write_bytes(path: str | os.PathLike, write) -> None:
+    """Call ``write(fileobj)`` on a temp file in the same directory, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path, payload: dict) -> None:
+    atomic_write_bytes(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot load checkpoint {path}: {e}") from e
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not a latentforge checkpoint (no model_state/config)")
+    return ckpt
+
+
+def weights_only(ckpt: dict) -> dict:
+    """The shippable part: config, the weights to use (EMA where present), metrics."""
+    keep = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "format")}
+    if ckpt.get("ema_state") is not None:
+        keep["model_state"], keep["ema_state"] = ckpt["ema_state"], None
+        keep["ema"] = True
+    return keep
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

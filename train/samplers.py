@@ -1,0 +1,117 @@
+"""Reference reverse-process samplers in PyTorch, written for clarity: the parity oracle for
+the C++ loop in `latentforge.runtime._core`.
+
+Noise keys. Every sampler draws its noise from an injectable source ``noise(key, shape)``:
+key 0 is x_T, key i + 1 is the fresh noise z of the i-th reverse update (i = 0 for the first,
+t = T−1). The C++ loop uses the same keys as the ``step`` argument of its counter-based
+generator, so feeding ``lambda k, s: torch.from_numpy(_core.randn(seed, s, step=k))`` here
+reproduces it. ``noise`` may also be a tensor (K, *shape) indexed by key, or None
+(``torch.randn`` with ``generator``).
+
+``eps_model(x_t, t)`` takes x_t float32 (B, 1, 28, 28) and t float32 (B,) and returns ε̂.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .schedule import NoiseSchedule
+
+METHODS = ("ancestral", "ddpm", "ddim")
+NoiseSource = Callable[[int, tuple], torch.Tensor]
+
+
+def make_noise_source(noise=None, generator: torch.Generator | None = None) -> NoiseSource:
+    if noise is None:
+        return lambda key, shape: torch.randn(shape, generator=generator)
+    if isinstance(noise, torch.Tensor):
+        return lambda key, shape: noise[key].reshape(shape)
+    if callable(noise):
+        return lambda key, shape: torch.as_tensor(noise(key, tuple(shape)), dtype=torch.float32)
+    raise TypeError(f"noise must be None, a tensor or a callable, got {type(noise).__name__}")
+
+
+def ancestral_step(s: NoiseSchedule, x, eps, t: int, z):
+    """The course's update. t > 0: x_{t−1} = (x_t − β_t/√(1−ᾱ_t)·ε)/√α_t + √β_t·z;
+    t = 0: x_0 = (x_t − √(1−ᾱ_0)·ε)/√ᾱ_0 (no noise)."""
+    b, a, ac = (float(s.betas[t]), float(s.alphas[t]), float(s.alphas_cumprod[t]))
+    if t == 0:
+        return (x - math.sqrt(1.0 - ac) * eps) / math.sqrt(ac)
+    return (x - b / math.sqrt(1.0 - ac) * eps) / math.sqrt(a) + math.sqrt(b) * z
+
+
+def predict_x0(s: NoiseSchedule, x, eps, t: int, clip: bool):
+    """x̂_0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t (Ho et al. eq. 4 solved for x_0)."""
+    ac = float(s.alphas_cumprod[t])
+    x0 = (x - math.sqrt(1.0 - ac) * eps) / math.sqrt(ac)
+    return x0.clamp(-1.0, 1.0) if clip else x0
+
+
+def ddpm_step(s: NoiseSchedule, x, eps, t: int, z, clip_x0: bool = False):
+    """Posterior q(x_{t−1} | x_t, x̂_0) (Ho et al. eq. 6–7): mean μ̃ = c0·x̂_0 + ct·x_t with
+    c0 = √ᾱ_{t−1} β_t/(1−ᾱ_t), ct = √α_t (1−ᾱ_{t−1})/(1−ᾱ_t); variance σ² = β̃_t; no noise at
+    t = 0. Without clipping this equals eq. 11."""
+    b, a = float(s.betas[t]), float(s.alphas[t])
+    ac, ac_prev = float(s.alphas_cumprod[t]), float(s.alphas_cumprod_prev[t])
+    x0 = predict_x0(s, x, eps, t, clip_x0)
+    mean = (math.sqrt(ac_prev) * b / (1.0 - ac)) * x0 + (math.sqrt(a) * (1.0 - ac_prev)
+                                                         / (1.0 - ac)) * x
+    if t == 0:
+        return mean
+    return mean + math.sqrt(float(s.posterior_variance[t])) * z
+
+
+def ddim_step(s: NoiseSchedule, x, eps, t: int, t_prev: int, z, eta: float = 0.0,
+              clip_x0: bool = False):
+    """Song et al. 2021 eq. 12: x_{t'} = √ᾱ_{t'} x̂_0 + √(1 − ᾱ_{t'} − σ²) ε + σ z with
+    σ = η √((1−ᾱ_{t'})/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t'}); t' = −1 means ᾱ_{t'} = 1."""
+    ac = float(s.alphas_cumprod[t])
+    ac_prev = float(s.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
+    x0 = predict_x0(s, x, eps, t, clip_x0)
+    sigma = eta * math.sqrt((1.0 - ac_prev) / (1.0 - ac)) * math.sqrt(1.0 - ac / ac_prev)
+    out = math.sqrt(ac_prev) * x0 + math.sqrt(max(1.0 - ac_prev - sigma ** 2, 0.0)) * eps
+    return out + sigma * z if sigma > 0 else out
+
+
+@torch.no_grad()
+def sample(eps_model, schedule: NoiseSchedule, n: int, method: str = "ancestral",
+           timesteps=None, steps: int | None = None, eta: float = 0.0, clip_x0: bool = False,
+           noise=None, generator: torch.Generator | None = None, x_T=None,
+           capture=(), progress: Callable[[int, int], None] | None = None):
+    """Run the reverse process from x_T ~ N(0, I) and return (x_0 clamped to [−1, 1],
+    {t: x_t captured before the update at t}).
+
+    timesteps: descending list; default all T for ancestral/ddpm, ``steps`` evenly spaced
+    (T−1 first) for ddim.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    T = schedule.num_timesteps
+    if timesteps is None:
+        timesteps = (schedule.ddim_timesteps(steps or T) if method == "ddim"
+                     else np.arange(T - 1, -1, -1))
+    timesteps = [int(t) for t in timesteps]
+    shape = (n, 1, 28, 28)
+    draw = make_noise_source(noise, generator)
+    x = draw(0, shape).float() if x_T is None else torch.as_tensor(x_T).float().clone()
+    captured = {}
+    for i, t in enumerate(timesteps):
+        if t in capture:
+            captured[t] = x.clone()
+        eps = eps_model(x, torch.full((n,), float(t)))
+        is_last = i == len(timesteps) - 1
+        needs_z = (method != "ddim" and t > 0) or (method == "ddim" and eta > 0 and not is_last)
+        z = draw(i + 1, shape).float() if needs_z else None
+        if method == "ancestral":
+            x = ancestral_step(schedule, x, eps, t, z)
+        elif method == "ddpm":
+            x = ddpm_step(schedule, x, eps, t, z, clip_x0)
+        else:
+            t_prev = timesteps[i + 1] if not is_last else -1
+            x = ddim_step(schedule, x, eps, t, t_prev, z, eta, clip_x0)
+        if progress is not None:
+            progress(i + 1, len(timesteps))
+    return x.clamp(-1.0, 1.0), captured
