@@ -13,8 +13,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from latentforge.train import cli as train_cli  # argparse set-up only; no torch import
+    # argparse set-up only: none of these imports torch or onnx until a command runs
+    from latentforge.train import cli as train_cli
     train_cli.register(sub)
+    try:
+        from latentforge.export import cli as export_cli
+    except ImportError:  # export/cli.py not written yet
+        export_cli = None
+    if export_cli is not None:
+        export_cli.register(sub)
     return parser
 
 
