@@ -16,12 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     # argparse set-up only: none of these imports torch or onnx until a command runs
     from latentforge.train import cli as train_cli
     train_cli.register(sub)
-    try:
-        from latentforge.export import cli as export_cli
-    except ImportError:  # export/cli.py not written yet
-        export_cli = None
-    if export_cli is not None:
-        export_cli.register(sub)
+    from latentforge.export import cli as export_cli
+    export_cli.register(sub)
+    from latentforge.runtime import commands
+    commands.register(sub)
     return parser
 
 

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from latentforge.runtime.schedule import SCHEDULE_ARRAYS, ddim_timesteps
+
 SCHEDULE_KINDS = ("linear", "cosine")
 
 
@@ -43,7 +45,7 @@ def make_betas(config: ScheduleConfig) -> np.ndarray:
 class NoiseSchedule:
     """betas, alphas, alphas_cumprod, alphas_cumprod_prev, posterior_variance: float32 (T,)."""
 
-    ARRAYS = ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev", "posterior_variance")
+    ARRAYS = SCHEDULE_ARRAYS
 
     def __init__(self, config: ScheduleConfig | None = None, **kwargs):
         self.config = config or ScheduleConfig(**kwargs)
@@ -81,9 +83,4 @@ class NoiseSchedule:
 
     def ddim_timesteps(self, steps: int) -> np.ndarray:
         """`steps` evenly spaced timesteps from T−1 down to 0 (Song et al. 2021)."""
-        T = self.num_timesteps
-        if not 1 <= steps <= T:
-            raise ValueError(f"steps must be in [1, {T}], got {steps}")
-        if steps == 1:
-            return np.array([T - 1], dtype=np.int64)
-        return np.unique(np.round(np.linspace(0, T - 1, steps)).astype(np.int64))[::-1].copy()
+        return ddim_timesteps(self.num_timesteps, steps)

@@ -1,0 +1,177 @@
+"""`latentforge models | sample | encode | reconstruct | denoise | interpolate` (torch-free)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HELP = argparse.ArgumentDefaultsHelpFormatter
+MODELS_ENV = "LATENTFORGE_MODELS"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="shipped model name (see `latentforge models`) or a directory "
+                                 "from `latentforge export`")
+    p.add_argument("--providers", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (all cores)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list shipped and local models with their metrics",
+                       formatter_class=HELP)
+    p.add_argument("--path", action="append", default=[],
+                   help=f"also list exported models under DIR (and ${MODELS_ENV}, "
+                        f"{os.pathsep}-separated)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("sample", help="generate digits and save a grid PNG", formatter_class=HELP)
+    _common(p)
+    p.add_argument("-n", type=int, default=64, help="number of digits")
+    p.add_argument("-o", "--out", default="samples.png", help="grid PNG to write")
+    p.add_argument("--npy", default=None, help="also save the (n, 1, 28, 28) array here")
+    p.add_argument("--method", choices=["ancestral", "ddpm", "ddim"], default="ancestral",
+                   help="DDPM reverse process")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: all T)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: random, printed)")
+    p.add_argument("--batch-size", type=int, default=64, help="digits per denoiser call")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("encode", help="embed images (VAE: μ; AE: z)", formatter_class=HELP)
+    _common(p)
+    p.add_argument("images", nargs="+", help="image files (28x28) or .npy arrays")
+    p.add_argument("-o", "--out", default="embeddings.npy", help=".npy or .csv")
+    p.set_defaults(func=cmd_encode)
+
+    for name, helptext in (("reconstruct", "encode and decode images"),
+                           ("denoise", "clean noisy images with a denoising autoencoder")):
+        p = sub.add_parser(name, help=helptext, formatter_class=HELP)
+        _common(p)
+        p.add_argument("images", nargs="+", help="image files (28x28) or .npy arrays")
+        p.add_argument("-o", "--out", default=f"{name}.png",
+                       help="grid PNG (row 1: inputs, row 2: outputs)")
+        p.add_argument("--npy", default=None, help="also save the outputs here")
+        if name == "denoise":
+            p.add_argument("--add-noise", type=float, default=0.0,
+                           help="first corrupt the inputs with gaussian noise of this std")
+            p.add_argument("--seed", type=int, default=0, help="seed for --add-noise")
+        p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("interpolate", help="decode the line between two images' codes",
+                       formatter_class=HELP)
+    _common(p)
+    p.add_argument("a", help="first image (file or .npy)")
+    p.add_argument("b", help="second image (file or .npy)")
+    p.add_argument("--steps", type=int, default=10, help="images in the strip")
+    p.add_argument("-o", "--out", default="interpolation.png", help="strip PNG")
+    p.set_defaults(func=cmd_interpolate)
+
+
+def _load(args):
+    from .api import load
+
+    model = load(args.model, providers=args.providers, threads=args.threads)
+    print(f"{model.name} ({model.kind}) on {model.provider}", file=sys.stderr)
+    return model
+
+
+def _save_array(path: str, arr: np.ndarray) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path.endswith(".csv"):
+        np.savetxt(path, arr.reshape(len(arr), -1), delimiter=",", fmt="%.7g")
+    else:
+        np.save(path, arr)
+    print(f"wrote {path} {arr.shape}")
+
+
+def cmd_sample(args) -> int:
+    from .images import save_grid
+
+    model = _load(args)
+    if model.kind == "ddpm":
+        images = model.sample(args.n, steps=args.steps, method=args.method, eta=args.eta,
+                              seed=args.seed, batch_size=args.batch_size)
+        print(f"seed {model.last_seed}")
+    elif model.kind == "vae":
+        images = model.sample(args.n, seed=args.seed if args.seed is not None else 0)
+    else:
+        raise SystemExit(f"{model.name} is a {model.kind}: only DDPMs and VAEs sample")
+    save_grid(images, args.out)
+    print(f"wrote {args.out} ({len(images)} digits)")
+    if args.npy:
+        _save_array(args.npy, images)
+    return 0
+
+
+def cmd_encode(args) -> int:
+    model = _load(args)
+    if not hasattr(model, "embed"):
+        raise SystemExit(f"{model.name} is a {model.kind}: it has no encoder")
+    _save_array(args.out, model.embed(args.images))
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    from .images import save_grid
+    from .inputs import as_images
+
+    model = _load(args)
+    if not hasattr(model, "reconstruct"):
+        raise SystemExit(f"{model.name} is a {model.kind}: it cannot reconstruct")
+    x = as_images(args.images)
+    if getattr(args, "add_noise", 0.0) > 0:
+        noise = _core_randn(args.seed, x.shape) * np.float32(args.add_noise)
+        x = np.clip(x + noise, 0.0, 1.0)
+    y = model.reconstruct(x)
+    save_grid(np.concatenate([x, y]), args.out, nrow=len(x))
+    print(f"wrote {args.out} (inputs above, outputs below)")
+    if args.npy:
+        _save_array(args.npy, y)
+    return 0
+
+
+def _core_randn(seed: int, shape) -> np.ndarray:
+    from . import _core
+
+    return _core.randn(int(seed), tuple(shape))
+
+
+def cmd_interpolate(args) -> int:
+    from .images import save_grid
+
+    model = _load(args)
+    if not hasattr(model, "interpolate"):
+        raise SystemExit(f"{model.name} is a {model.kind}: it has no latent space")
+    strip = model.interpolate(args.a, args.b, steps=args.steps)
+    save_grid(strip, args.out, nrow=len(strip))
+    print(f"wrote {args.out} ({len(strip)} images)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .api import SHIPPED, read_manifest
+
+    roots = [SHIPPED] + [Path(p) for p in args.path]
+    roots += [Path(p) for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    rows = []
+    for root in roots:
+        for manifest_path in sorted(root.glob("*/manifest.json")) + sorted(
+                root.glob("manifest.json")):
+            m = read_manifest(manifest_path.parent)
+            where = "shipped" if root == SHIPPED else str(manifest_path.parent)
+            rows.append((m["name"], m["kind"], _fmt_metrics(m.get("metrics", {})), where))
+    if not rows:
+        print("no models found")
+        return 0
+    width = max(len(r[0]) for r in rows)
+    for name, kind, metrics, where in rows:
+        print(f"{name:<{width}}  {kind:<10}  {where:<8}  {metrics}")
+    return 0
+
+
+def _fmt_metrics(metrics: dict) -> str:
+    test = metrics.get("test", metrics)
+    return ", ".join(f"{k}={v:.4g}" for k, v in test.items() if isinstance(v, (int, float)))
