@@ -59,6 +59,13 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     p.set_defaults(func=_run_verify)
 
+    p = sub.add_parser("ship", formatter_class=HELP,
+                       help="export a checkpoint into the package's shipped models",
+                       description="Write runtime/models/NAME/ (graphs, manifest, weights-only "
+                       "checkpoint.pt) and regenerate the model card runtime/models/README.md.")
+    p.add_argument("checkpoint", help="a training checkpoint (e.g. runs/vae-conv/last.pt)")
+    p.set_defaults(func=_run_ship)
+
 
 def _run_export(args) -> int:
     from .onnx_export import export_checkpoint
@@ -85,3 +92,10 @@ def _run_verify(args) -> int:
         return 2
     print(report.table())
     return 0 if report.ok else 1
+
+
+def _run_ship(args) -> int:
+    from .ship import ship
+
+    ship(args.checkpoint)
+    return 0
