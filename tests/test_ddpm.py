@@ -142,3 +142,17 @@ def test_unet_overfits_tiny_set():
         opt.step()
         losses.append(float(loss.detach()))
     assert np.mean(losses[:5]) > 0.8 and np.mean(losses[-20:]) < 0.25, losses[-20:]
+
+
+def test_forward_and_reverse_strips_are_written(tmp_path):
+    from PIL import Image
+
+    from latentforge.train.figures import forward_strip, reverse_strip
+
+    s = NoiseSchedule()
+    ts = forward_strip(torch.zeros(1, 1, 28, 28), s, tmp_path / "f.png")
+    assert ts == [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999]
+    reverse_strip(toy_eps, s, tmp_path / "r.png", n=2)
+    with Image.open(tmp_path / "f.png") as f, Image.open(tmp_path / "r.png") as r:
+        assert f.size[0] > 10 * f.size[1]  # one row of 11 digits
+        assert r.size == (11 * (28 + 2) * 2 + 4, 2 * (28 + 2) * 2 + 4)  # 2 chains of 11

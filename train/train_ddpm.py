@@ -59,3 +59,12 @@ class DDPMTask:
         x, _ = sample(lambda xt, t: model(xt.to(device), t.to(device)).cpu(), self.schedule,
                       64, method="ddim", steps=50, generator=g)
         save_grid((x + 1) / 2, out_dir / f"samples_epoch{epoch:03d}.png")
+        if epoch == self.args.epochs:  # the figures of the course, from the final weights
+            from .figures import forward_strip, reverse_strip
+            from .data import load_splits, to_float
+
+            digit = load_splits(self.args.data_dir, val_size=0, limit=1)["test"].images
+            forward_strip(torch.from_numpy(to_float(digit, "symmetric")), self.schedule,
+                          out_dir / "forward_strip.png")
+            reverse_strip(lambda xt, t: model(xt.to(device), t.to(device)).cpu(),
+                          self.schedule, out_dir / "reverse_strip.png")
