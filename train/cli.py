@@ -8,6 +8,17 @@ from .registry import model_names
 HELP = argparse.ArgumentDefaultsHelpFormatter
 
 
+def int_tuple(text: str) -> tuple[int, ...]:
+    """"512,256" → (512, 256)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 512,256, got {text!r}")
+    return values
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """Config flags shared by `train` and `summary` (None = the model's default)."""
     p.add_argument("model", choices=model_names(), help="model name")
@@ -15,6 +26,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="latent size K / dz (default: the model config's)")
     p.add_argument("--activation", default=None,
                    help="ae-dense1/ae-dense2 activation: none, relu, sigmoid, tanh")
+    p.add_argument("--hidden", type=int_tuple, default=None,
+                   help="dense encoder widths, e.g. 512,256 (ae-dense2, vae-dense; mirrored)")
+    p.add_argument("--channels", type=int_tuple, default=None,
+                   help="conv widths, e.g. 32,64,128 (ae-conv: 2, vae-conv/ddpm-unet: 3)")
 
 
 def register(sub) -> None:
@@ -52,10 +67,111 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
 
+    p = sub.add_parser("summary", help="print a model's layer table and parameter count",
+                       formatter_class=HELP)
+    add_model_flags(p)
+    p.set_defaults(func=_run_summary)
+
+    p = sub.add_parser("evaluate", help="test-set metrics, JSON and a grid PNG for an AE/VAE "
+                       "checkpoint", formatter_class=HELP)
+    p.add_argument("checkpoint", help="a checkpoint written by `latentforge train` (last.pt)")
+    p.add_argument("--data-dir", default=None,
+                   help="MNIST IDX directory (default: $LATENTFORGE_DATA, else the training one)")
+    p.add_argument("--out", default=None,
+                   help="directory for eval.json and eval.png (default: the checkpoint's)")
+    p.add_argument("--noise", choices=["none", "gaussian", "uniform"], default=None,
+                   help="input noise (default: as trained)")
+    p.add_argument("--noise-level", type=float, default=None,
+                   help="gaussian std or uniform amplitude (default: as trained)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test images")
+    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.set_defaults(func=_run_evaluate)
+
+    _register_report(sub)
+
 
 def _run_train(args) -> int:
     from .trainer import TrainArgs, train
 
     fields = TrainArgs.__dataclass_fields__
     train(TrainArgs(**{k: v for k, v in vars(args).items() if k in fields}))
+    return 0
+
+
+def _run_summary(args) -> int:
+    from .summary import summarize
+
+    print(summarize(args.model, {"latent_dim": args.latent_dim, "activation": args.activation,
+                                 "hidden": args.hidden, "channels": args.channels}))
+    return 0
+
+
+def _run_evaluate(args) -> int:
+    import json
+
+    from .evaluate import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, out=args.out,
+                                 noise=args.noise, noise_level=args.noise_level,
+                                 limit=args.limit, device=args.device,
+                                 batch_size=args.batch_size)
+    print(json.dumps(report["metrics"], indent=2))
+    return 0
+
+
+def _register_report(sub) -> None:
+    p = sub.add_parser("report", formatter_class=HELP,
+                       help="the course's experiments as one Markdown report with figures",
+                       description="Write DIR/report.md, DIR/figures/*.png and DIR/report.json: "
+                       "model table, reconstructions and denoising, scored samples (classifier "
+                       "FD), latent spaces, successive reconstructions, the vae-conv β and "
+                       "latent-size sweeps, DDPM forward/reverse strips. Unset sizes come from "
+                       "the --quick or full preset (latentforge.train.report QUICK / FULL).")
+    p.add_argument("--out", default="report", metavar="DIR", help="output directory")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="shipped names or exported directories (default: every shipped model)")
+    p.add_argument("--classifier", default=None,
+                   help="classifier for the sample scores (default: one in --models, else the "
+                   "shipped one)")
+    p.add_argument("--ddpm", default=None,
+                   help="DDPM (default: one in --models, else the shipped one)")
+    p.add_argument("--denoiser", dest="denoisers", nargs="+", default=None, metavar="MODEL",
+                   help="denoising autoencoders (default: --models whose test metrics include "
+                   "noisy_psnr)")
+    p.add_argument("--data-dir", default=None,
+                   help="MNIST IDX directory (default: $LATENTFORGE_DATA, else the fixture of "
+                   "a source checkout)")
+    p.add_argument("--quick", action="store_true",
+                   help="subsets, few samples, 1-epoch sweeps on a subset (< 10 min, 2 cores)")
+    for flag, helptext in (("--n-test", "test images for metrics and plots"),
+                           ("--reference-size", "test images of the FD reference"),
+                           ("--n-samples", "samples per scored set"),
+                           ("--n-ancestral", "samples of the 1000-step ancestral DDPM"),
+                           ("--tsne-points", "digits in the latent scatter"),
+                           ("--sweep-epochs", "epochs per sweep run"),
+                           ("--sweep-limit", "cap on every split for the sweep runs"),
+                           ("--sweep-val-size", "validation hold-out of the sweep runs"),
+                           ("--max-steps", "cap on DDPM reverse steps (ancestral is skipped "
+                            "when T exceeds it)")):
+        p.add_argument(flag, type=int, default=None, help=f"{helptext} (default: preset)")
+    p.add_argument("--sections", nargs="+", default=None, metavar="SECTION",
+                   help="only these: models reconstructions samples latent iterates sweeps "
+                   "ddpm (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of samples, noise and sweeps")
+    p.add_argument("--threads", type=int, default=None,
+                   help="onnxruntime, torch and OpenMP threads (default: 1 with --quick, else "
+                   "all cores)")
+    p.add_argument("--device", default="auto", help="sweep training device: auto, cpu, cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from .report import SECTIONS, ReportConfig, build_report
+
+    fields = ReportConfig.__dataclass_fields__
+    kwargs = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    kwargs.setdefault("sections", list(SECTIONS))
+    print(build_report(ReportConfig(**kwargs)))
     return 0

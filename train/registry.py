@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 
 KINDS = ("ae", "vae", "ddpm", "classifier")
-_MODULES = ("unet",)  # modules under latentforge.train that define SPECS
+_MODULES = ("unet", "autoencoders", "vae", "classifier")  # modules under latentforge.train that define SPECS
 
 
 @dataclass(frozen=True)

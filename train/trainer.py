@@ -41,6 +41,8 @@ class TrainArgs:
     seed: int = 0
     latent_dim: int | None = None
     activation: str | None = None
+    hidden: tuple[int, ...] | None = None  # dense widths (ae-dense2, vae-dense)
+    channels: tuple[int, ...] | None = None  # conv widths (ae-conv, vae-conv, ddpm-unet)
     beta: float = 1.0
     recon: str = "bce"
     noise: str = "none"

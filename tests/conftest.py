@@ -1,0 +1,29 @@
+"""Shared fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURE_DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """MNIST IDX directory: $LATENTFORGE_DATA when set (CI: the full data set), else the
+    2,000-image fixture. Tests pass val_size=200 and small limits so either works."""
+    return Path(os.environ.get("LATENTFORGE_DATA") or FIXTURE_DATA)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The tests' tensors are tiny; on a small shared machine torch's thread pool
+    oversubscribes the cores (measured: 88 s → 13 s for test_training.py on 2 busy cores)."""
+    try:
+        import torch
+    except ImportError:  # a runtime-only install
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
