@@ -28,7 +28,7 @@ HOW_TO_FIX = (f"pass --data-dir DIR or set {ENV_VAR}=DIR, where DIR holds the fo
               f"({', '.join(FILES.values())}, optionally .gz)")
 
 
-class DataError(RuntimeError):
+class DataError(ValueError):
     """Missing or corrupt MNIST data; the message names the path and how to fix it."""
 
 
