@@ -89,6 +89,7 @@ def register(sub) -> None:
     p.set_defaults(func=_run_evaluate)
 
     _register_report(sub)
+    _register_bench(sub)
 
 
 def _run_train(args) -> int:
@@ -152,6 +153,7 @@ def _register_report(sub) -> None:
                            ("--sweep-epochs", "epochs per sweep run"),
                            ("--sweep-limit", "cap on every split for the sweep runs"),
                            ("--sweep-val-size", "validation hold-out of the sweep runs"),
+                           ("--sweep-batch-size", "batch size of the sweep runs"),
                            ("--max-steps", "cap on DDPM reverse steps (ancestral is skipped "
                             "when T exceeds it)")):
         p.add_argument(flag, type=int, default=None, help=f"{helptext} (default: preset)")
@@ -174,4 +176,31 @@ def _run_report(args) -> int:
     kwargs = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     kwargs.setdefault("sections", list(SECTIONS))
     print(build_report(ReportConfig(**kwargs)))
+    return 0
+
+
+def _register_bench(sub) -> None:
+    p = sub.add_parser("bench", formatter_class=HELP,
+                       help="PyTorch eager vs the runtime on the same weights (needs torch)",
+                       description="U-Net step at batch 1/16/64, 64 digits by the course's eager "
+                       "1000-step loop vs the runtime's ancestral-1000 and DDIM-50, encoder "
+                       "throughput at batch 256; times, speed-ups and GFLOP/s.")
+    p.add_argument("--ddpm", default="ddpm", help="shipped DDPM name or exported directory")
+    p.add_argument("--vae", default="vae-conv", help="shipped VAE name or exported directory")
+    p.add_argument("--threads", type=int, default=None, help="threads for both (all cores)")
+    p.add_argument("--quick", action="store_true",
+                   help="100-step eager loop and no runtime ancestral-1000 (a smoke run)")
+    p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args) -> int:
+    import json
+
+    from .bench import run
+
+    rows = run(ddpm=args.ddpm, vae=args.vae, threads=args.threads, quick=args.quick)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
     return 0
