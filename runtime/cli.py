@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     export_cli.register(sub)
     from latentforge.runtime import commands
     commands.register(sub)
+    from latentforge.runtime import quality
+    quality.register(sub)
     return parser
 
 
@@ -33,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+        print(f"latentforge {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
