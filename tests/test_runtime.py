@@ -182,3 +182,42 @@ def test_corrupted_model_file_fails_sha256_check(tmp_path):
 def test_unknown_provider_lists_available():
     with pytest.raises(ValueError, match="CPUExecutionProvider"):
         load("vae-conv", providers=["TPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("method, timesteps", [
+    ("ddim", None), ("ancestral", list(range(999, 949, -1)) + [0])], ids=["ddim50", "ancestral50"])
+def test_shipped_unet_in_cpp_loop_matches_pytorch_reference(ddpm, method, timesteps):
+    """The trained U-Net through onnxruntime + the C++ loop against the PyTorch reference
+    sampler on the shipped checkpoint, fed the extension's noise: max abs ≤ 1e-3."""
+    import torch
+
+    from latentforge.runtime import _core
+    from latentforge.runtime.session import BoundDenoiser
+    from latentforge.train.checkpoint import load_checkpoint
+    from latentforge.train.registry import model_from_checkpoint
+    from latentforge.train.samplers import sample
+    from latentforge.train.schedule import NoiseSchedule, ScheduleConfig
+
+    ckpt = load_checkpoint(ddpm.directory / "checkpoint.pt")
+    unet = model_from_checkpoint(ckpt)[2]
+    schedule = NoiseSchedule(ScheduleConfig(**ckpt["schedule"]))
+    if timesteps is None:
+        timesteps = schedule.ddim_timesteps(50).tolist()
+    ours = _core.sample(BoundDenoiser(ddpm.sessions["unet"]), ddpm.schedule, method, timesteps,
+                        seed=11, n=3)
+    with torch.no_grad():
+        ref, _ = sample(lambda x, t: unet(x, t), schedule, 3, method, timesteps=timesteps,
+                        noise=lambda k, s: torch.from_numpy(_core.randn(11, s, step=k)))
+    assert np.abs(ours - ref.numpy()).max() <= 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_verify_passes_on_every_shipped_model(name, data_dir):
+    """What ships is what was trained: ONNX vs the shipped PyTorch checkpoint (issue 5's
+    tolerances), on random and real digits."""
+    from latentforge.export import verify
+    from latentforge.runtime.api import resolve
+
+    d = resolve(name)
+    report = verify(d, d / "checkpoint.pt", batch_sizes=(1, 7), data_dir=data_dir)
+    assert report.ok, report.table()
