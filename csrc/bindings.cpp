@@ -381,8 +381,9 @@ same arrays are passed at every step (bind them once, e.g. to an onnxruntime IO 
 must return a float32 C-contiguous (B, 1, 28, 28) array, which may be the same buffer each call.
 schedule: dict or object with float32 1-D arrays betas, alphas, alphas_cumprod,
 alphas_cumprod_prev, posterior_variance of equal length T.
-method: 'ancestral' (the course's update), 'ddpm' (posterior variance, optional clip_x0) or
-'ddim' (eta; the last listed step goes to x_0). timesteps: strictly descending ints in [0, T).
+method: 'ancestral' (the course's update), 'ddpm' (posterior variance) or 'ddim' (eta; the
+last listed step goes to x_0). clip_x0 ('ddpm', 'ddim'): clamp x_0's prediction to [-1, 1]
+(ddim then re-derives eps from it). timesteps: strictly descending ints in [0, T).
 Start: x_T, or seed and n with x_T = randn(seed, (n, 1, 28, 28), step=0,
 offset=sample_offset*784). Update i draws z = randn(seed, shape, step=i+1,
 offset=sample_offset*784), so a batch split into chunks (sample_offset) gives the same samples;

@@ -33,7 +33,9 @@ enum class Form { AncestralNoisy, AncestralLast, Ddpm, Ddim };
 //   AncestralNoisy: x' = (x − a·ε)/s + k·z
 //   AncestralLast:  x' = (x − a·ε)/s
 //   Ddpm:           x̂0 = clip((x − a·ε)/s); x' = c0·x̂0 + c1·x  [+ k·z]
-//   Ddim:           x̂0 = clip((x − a·ε)/s); x' = c0·x̂0 + c1·ε  [+ k·z]
+//   Ddim:           x̂0 = clip((x − a·ε)/s); x' = c0·x̂0 + c1·ε̂  [+ k·z]
+//                   with ε̂ = ε, or ε̂ = (x − s·x̂0)/a when clipping (ε re-derived from the
+//                   clipped x̂0, as GLIDE does; the raw ε with a clipped x̂0 can diverge)
 struct StepPlan {
   int64_t t = 0;
   Form form = Form::AncestralLast;
@@ -156,7 +158,8 @@ LF_CLONES void step_span(const StepPlan& p, float* x, const float* eps, const fl
     } else {
       float x0 = (xi - a * e) / s;
       if (Clip) x0 = clamp1(x0);
-      out = F == Form::Ddpm ? c0 * x0 + c1 * xi : c0 * x0 + c1 * e;
+      const float e_hat = (F == Form::Ddim && Clip) ? (xi - s * x0) / a : e;
+      out = F == Form::Ddpm ? c0 * x0 + c1 * xi : c0 * x0 + c1 * e_hat;
     }
     if (Noise) out = out + k * z[i];
     x[i] = out;

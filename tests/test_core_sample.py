@@ -50,6 +50,7 @@ CASES = {
     "ddim50-eta1": ("ddim", SCHEDULE.ddim_timesteps(50), {"eta": 1.0}),
     "ddim1000-eta0": ("ddim", SCHEDULE.ddim_timesteps(1000), {"eta": 0.0}),
     "ddim1000-eta1": ("ddim", SCHEDULE.ddim_timesteps(1000), {"eta": 1.0}),
+    "ddim50-eta0-clip": ("ddim", SCHEDULE.ddim_timesteps(50), {"eta": 0.0, "clip_x0": True}),
     "ddim50-eta0.5-clip": ("ddim", SCHEDULE.ddim_timesteps(50), {"eta": 0.5, "clip_x0": True}),
     "cosine-ancestral": ("ancestral", ALL_STEPS, {"schedule": COSINE}),
     "cosine-ddpm-clip": ("ddpm", ALL_STEPS, {"clip_x0": True, "schedule": COSINE}),
@@ -69,6 +70,23 @@ def test_sample_matches_reference_sampler_with_toy_denoiser(case):
     assert ours.shape == (n, 1, 28, 28) and ours.dtype == np.float32
     assert np.abs(ours - ref).max() <= TOY_TOL
     assert 0.1 < np.abs(ours).mean() < 0.6  # a non-degenerate run: neither zeros nor all ±1
+
+
+@pytest.mark.parametrize("steps", [50, 100])
+def test_ddim_clip_x0_stays_bounded_when_the_denoiser_amplifies_its_input(steps):
+    """Clipping x̂_0 but stepping with the raw ε diverged (x → inf → NaN) once ε grew with x; ε
+    re-derived from the clipped x̂_0 keeps every x_t bounded whatever the denoiser returns."""
+    timesteps = SCHEDULE.ddim_timesteps(steps)
+
+    def amplify(x, t):
+        return 50.0 * x
+
+    ours, states = _core.sample(lambda x, t: np.float32(50.0) * x, SCHEDULE_DICT, "ddim",
+                                timesteps, seed=5, n=2, clip_x0=True, capture=list(timesteps))
+    ref, _ = reference(5, 2, "ddim", timesteps, denoiser=amplify, clip_x0=True)
+    assert all(np.isfinite(v).all() and np.abs(v).max() < 10 for v in states.values())
+    assert np.isfinite(ours).all() and np.abs(ours).max() <= 1.0
+    assert np.abs(ours - ref).max() <= TOY_TOL
 
 
 def test_sample_captures_intermediate_states_like_reference():

@@ -67,10 +67,16 @@ def ddpm_step(s: NoiseSchedule, x, eps, t: int, z, clip_x0: bool = False):
 def ddim_step(s: NoiseSchedule, x, eps, t: int, t_prev: int, z, eta: float = 0.0,
               clip_x0: bool = False):
     """Song et al. 2021 eq. 12: x_{t'} = √ᾱ_{t'} x̂_0 + √(1 − ᾱ_{t'} − σ²) ε + σ z with
-    σ = η √((1−ᾱ_{t'})/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t'}); t' = −1 means ᾱ_{t'} = 1."""
+    σ = η √((1−ᾱ_{t'})/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t'}); t' = −1 means ᾱ_{t'} = 1.
+
+    With clip_x0, ε is re-derived from the clipped x̂_0, ε = (x_t − √ᾱ_t x̂_0)/√(1−ᾱ_t), as
+    GLIDE does (diffusers' use_clipped_model_output): pairing a clipped x̂_0 with the raw ε
+    lets a large ε feed back into x and diverge."""
     ac = float(s.alphas_cumprod[t])
     ac_prev = float(s.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
     x0 = predict_x0(s, x, eps, t, clip_x0)
+    if clip_x0:
+        eps = (x - math.sqrt(ac) * x0) / math.sqrt(1.0 - ac)
     sigma = eta * math.sqrt((1.0 - ac_prev) / (1.0 - ac)) * math.sqrt(1.0 - ac / ac_prev)
     out = math.sqrt(ac_prev) * x0 + math.sqrt(max(1.0 - ac_prev - sigma ** 2, 0.0)) * eps
     return out + sigma * z if sigma > 0 else out
