@@ -37,7 +37,8 @@ def load_any(ckpt) -> tuple[dict, str | None]:
     """(checkpoint dict, sha256 of its file or None for an in-memory dict)."""
     if isinstance(ckpt, dict):
         return ckpt, None
-    from latentforge.train.checkpoint import load_checkpoint, sha256_file
+    from latentforge.runtime.hashing import sha256_file
+    from latentforge.train.checkpoint import load_checkpoint
 
     return load_checkpoint(ckpt), sha256_file(ckpt)
 

@@ -167,7 +167,7 @@ def verify(out_dir, ckpt, batch_sizes=(1, 7, 64), atol: float | None = None,
     ``ok`` is False on any out-of-tolerance output, hash or metadata mismatch."""
     import onnxruntime as ort
 
-    from latentforge.train.checkpoint import sha256_file
+    from latentforge.runtime.hashing import sha256_file
     from latentforge.train.registry import model_from_checkpoint
 
     out_dir = Path(out_dir)

@@ -55,7 +55,8 @@ def ship(ckpt_path, models_dir=MODELS_DIR, log=print) -> Path:
 
 
 def write_model_card(models_dir=MODELS_DIR) -> Path:
-    from latentforge.train.checkpoint import load_checkpoint, sha256_file
+    from latentforge.runtime.hashing import sha256_file
+    from latentforge.train.checkpoint import load_checkpoint
 
     models_dir = Path(models_dir)
     lines = ["# Shipped models", "",

@@ -56,16 +56,13 @@ def read_manifest(directory: Path) -> dict:
 
 
 def check_file(path: Path, expected_sha256: str) -> None:
-    from hashlib import sha256
+    from .hashing import sha256_file
 
     if not path.is_file():
         raise ModelFileError(f"model file {path} is missing")
-    h = sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != expected_sha256:
-        raise ModelFileError(f"model file {path} is corrupted: sha256 {h.hexdigest()[:16]}… "
+    digest = sha256_file(path)
+    if digest != expected_sha256:
+        raise ModelFileError(f"model file {path} is corrupted: sha256 {digest[:16]}… "
                              f"does not match the manifest's {expected_sha256[:16]}…")
 
 

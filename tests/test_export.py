@@ -13,7 +13,8 @@ import torch
 from latentforge.export import export_checkpoint, verify
 from latentforge.export.graphs import GRAPHS, graphs_for
 from latentforge.runtime import __version__
-from latentforge.train.checkpoint import save_checkpoint, sha256_file
+from latentforge.runtime.hashing import sha256_file
+from latentforge.train.checkpoint import save_checkpoint
 from latentforge.train.registry import all_specs, build_model, count_parameters, make_config
 from latentforge.train.schedule import NoiseSchedule, ScheduleConfig
 

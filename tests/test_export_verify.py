@@ -13,7 +13,8 @@ from onnx import numpy_helper
 
 from latentforge.export import atomic, export_checkpoint, onnx_export, verify
 from latentforge.runtime.cli import main
-from latentforge.train.checkpoint import save_checkpoint, sha256_file, weights_only
+from latentforge.runtime.hashing import sha256_file
+from latentforge.train.checkpoint import save_checkpoint, weights_only
 from latentforge.train.registry import all_specs, build_model, make_config
 
 

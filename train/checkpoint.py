@@ -11,7 +11,6 @@ A weights-only checkpoint (what ships) drops "optimizer" and "rng" and keeps the
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -64,9 +63,3 @@ def weights_only(ckpt: dict) -> dict:
     return keep
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
