@@ -102,6 +102,7 @@ def test_quick_report_tables_hold_the_scores(report, models):
     assert [r["value"] for r in sweeps["beta"]] == list(BETAS)
     assert [r["value"] for r in sweeps["latent"]] == list(LATENTS)
     assert all(r["epochs"] == 1 and np.isfinite(r["fd"]) for r in sweeps["beta"])
+    assert all(r["train_s"] > 0 for r in sweeps["beta"] + sweeps["latent"])
     text = (report / "report.md").read_text()
     assert "ancestral sampling (1000 steps) skipped" in text
 

@@ -8,7 +8,9 @@ and KL with decode(μ) on the first ``sweep_limit`` test images, or all 10,000),
 classifier FD of prior samples z ~ N(0, I)."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,8 +25,18 @@ BASE_LATENT, BASE_BETA = 10, 1.0
 MODEL = "vae-conv"
 
 
+def train_seconds(run_dir: Path) -> float:
+    """Training time of a run as its metrics.jsonl records it (per-epoch time_s summed), so a
+    reused run still reports what it cost."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return float("nan")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return float(sum(r.get("time_s", 0.0) for r in rows))
+
+
 def train_run(ctx, beta: float, latent: int):
-    """(model in eval mode, checkpoint) of one sweep run, trained or reused."""
+    """(model in eval mode, checkpoint, run directory) of one sweep run, trained or reused."""
     from .registry import model_from_checkpoint
     from .trainer import TrainArgs, train
 
@@ -38,7 +50,7 @@ def train_run(ctx, beta: float, latent: int):
                            data_dir=str(ctx.data_dir), out=str(out), resume=True, quiet=True,
                            val_size=val_size, limit=cfg.sweep_limit, seed=cfg.seed,
                            device=cfg.device))
-    return model_from_checkpoint(ckpt)[2].cpu(), ckpt
+    return model_from_checkpoint(ckpt)[2].cpu(), ckpt, out
 
 
 def evaluate_run(ctx, model, ckpt: dict, latent: int) -> dict:
@@ -67,21 +79,23 @@ def sweeps(ctx) -> str:
         if (beta, latent) not in runs:
             ctx.log(f"  {MODEL} β={beta:g} latent={latent}")
             t0 = time.time()
-            model, ckpt = train_run(ctx, beta, latent)
+            model, ckpt, out = train_run(ctx, beta, latent)
             r = evaluate_run(ctx, model, ckpt, latent)
             runs[(beta, latent)] = {**r, "epochs": int(ckpt["epoch"]),
+                                    "train_s": round(train_seconds(out), 1),
                                     "seconds": round(time.time() - t0, 1)}
         return runs[(beta, latent)]
 
     beta_rows = [{"value": b, **run(b, BASE_LATENT)} for b in BETAS]
     latent_rows = [{"value": k, **run(BASE_BETA, k)} for k in LATENTS]
     header = ["recon BCE", "KL", "BCE + β·KL", "MSE", "classifier FD", "confident %",
-              "max dev. (pp)", "epochs"]
+              "max dev. (pp)", "epochs", "train s"]
 
     def table(name, rows):
         return md_table([name, *header], [[r["value"], r["bce"], r["kl"], r["neg_elbo_mu"],
                                            r["mse"], r["fd"], 100 * r["confident"],
-                                           r["max_deviation_pp"], r["epochs"]] for r in rows])
+                                           r["max_deviation_pp"], r["epochs"], r["train_s"]]
+                                          for r in rows])
 
     images = []
     for name, rows, fmt in (("beta", beta_rows, "β = {:g}"), ("latent", latent_rows,
@@ -101,8 +115,9 @@ def sweeps(ctx) -> str:
     return "\n\n".join([
         f"`{MODEL}` trained for {', '.join(map(str, epochs))} epoch(s) on {subset} "
         f"(BCE reconstruction, Adam, batch {cfg.sweep_batch_size}, seed {cfg.seed}); scored "
-        f"on up to {n_test:,} test images (decode(μ)) and {cfg.n_samples:,} prior samples. "
-        f"β sweep at latent size {BASE_LATENT}:",
+        f"on up to {n_test:,} test images (decode(μ)) and {cfg.n_samples:,} prior samples; "
+        f"*train s* is each run's training time from its metrics.jsonl (a run reused from "
+        f"DIR/runs keeps the time it took when trained). β sweep at latent size {BASE_LATENT}:",
         table("β", beta_rows),
         f"Latent-size sweep at β = {BASE_BETA:g}:",
         table("latent", latent_rows),
