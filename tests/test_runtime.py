@@ -7,7 +7,7 @@ import pytest
 from latentforge.runtime.api import ModelFileError, load, shipped_models
 from latentforge.train.data import load_mnist
 
-SHIPPED = {"ae-conv", "vae-conv", "vae-dense", "ddpm-unet", "classifier"}
+SHIPPED = {"ae-conv", "ae-dense2", "vae-conv", "vae-dense", "ddpm-unet", "classifier"}
 
 
 @pytest.fixture(scope="module")
