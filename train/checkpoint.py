@@ -61,5 +61,3 @@ def weights_only(ckpt: dict) -> dict:
         keep["model_state"], keep["ema_state"] = ckpt["ema_state"], None
         keep["ema"] = True
     return keep
-
-

@@ -8,7 +8,6 @@ and KL with decode(μ) on the first ``sweep_limit`` test images, or all 10,000),
 classifier FD of prior samples z ~ N(0, I)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -25,14 +24,13 @@ BASE_LATENT, BASE_BETA = 10, 1.0
 MODEL = "vae-conv"
 
 
-def train_seconds(run_dir: Path) -> float:
+def train_seconds(run_dir: Path, epochs: int) -> float:
     """Training time of a run as its metrics.jsonl records it (per-epoch time_s summed), so a
     reused run still reports what it cost."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return float("nan")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return float(sum(r.get("time_s", 0.0) for r in rows))
+    from .trainer import read_history
+
+    rows = read_history(run_dir / "metrics.jsonl", epochs)
+    return float(sum(r["time_s"] for r in rows)) if rows else float("nan")
 
 
 def train_run(ctx, beta: float, latent: int):
@@ -82,7 +80,7 @@ def sweeps(ctx) -> str:
             model, ckpt, out = train_run(ctx, beta, latent)
             r = evaluate_run(ctx, model, ckpt, latent)
             runs[(beta, latent)] = {**r, "epochs": int(ckpt["epoch"]),
-                                    "train_s": round(train_seconds(out), 1),
+                                    "train_s": round(train_seconds(out, int(ckpt["epoch"])), 1),
                                     "seconds": round(time.time() - t0, 1)}
         return runs[(beta, latent)]
 

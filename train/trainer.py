@@ -153,7 +153,7 @@ def train(args: TrainArgs) -> dict:
           f"{len(xs['val'])} val images, device {device}")
 
     metrics_path = out / "metrics.jsonl"
-    history = _read_history(metrics_path, start_epoch) if not args.dry_run else []
+    history = read_history(metrics_path, start_epoch) if not args.dry_run else []
     epochs = 1 if args.dry_run else args.epochs
     ckpt = resume
     for epoch in range(start_epoch, epochs):
@@ -221,7 +221,8 @@ def _validate(task, model, x, y, batch_size, device, seed, dry_run) -> dict:
     return {k: v / count for k, v in sums.items()}
 
 
-def _read_history(path: Path, start_epoch: int) -> list[dict]:
+def read_history(path: Path, start_epoch: int) -> list[dict]:
+    """The per-epoch rows of a run's metrics.jsonl up to epoch ``start_epoch``."""
     if not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
