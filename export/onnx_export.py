@@ -62,6 +62,7 @@ def uses_ema(ckpt: dict) -> bool:
 
 def base_manifest(ckpt: dict, spec, config, model, sha: str | None) -> dict:
     """Everything the runtime needs to know about the model, except the graph files."""
+    from latentforge.train.checkpoint import portable_args
     from latentforge.train.registry import count_parameters
 
     schedule = None
@@ -76,6 +77,8 @@ def base_manifest(ckpt: dict, spec, config, model, sha: str | None) -> dict:
         "format": FORMAT, "name": spec.name, "kind": spec.kind, "config": cfg,
         "scaling": spec.scaling, "latent_dim": cfg.get("latent_dim"), "schedule": schedule,
         "ema": uses_ema(ckpt), "metrics": ckpt.get("metrics") or {},
+        "training": portable_args(ckpt.get("args") or {}), "epochs": ckpt.get("epoch"),
+        "init_from": ckpt.get("init_from"),
         "checkpoint_sha256": sha, "version": package_version(),
         "parameters": count_parameters(model)})
 

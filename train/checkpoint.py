@@ -54,9 +54,24 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return ckpt
 
 
+MACHINE_ARGS = ("data_dir", "out", "device")  # where and on what it ran, not how
+
+
+def portable_args(args: dict) -> dict:
+    """Training args without the training machine's paths: data and output directories are
+    dropped and --init-from keeps its file name only (its sha256 is in ckpt["init_from"])."""
+    out = {k: v for k, v in args.items() if k not in MACHINE_ARGS}
+    if out.get("init_from"):
+        out["init_from"] = Path(out["init_from"]).name
+    return out
+
+
 def weights_only(ckpt: dict) -> dict:
-    """The shippable part: config, the weights to use (EMA where present), metrics."""
+    """The shippable part: config, the weights to use (EMA where present), metrics, and the
+    training args without machine paths."""
     keep = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "format")}
+    if keep.get("args"):
+        keep["args"] = portable_args(keep["args"])
     if ckpt.get("ema_state") is not None:
         keep["model_state"], keep["ema_state"] = ckpt["ema_state"], None
         keep["ema"] = True

@@ -35,9 +35,11 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a model on MNIST", formatter_class=HELP)
     add_model_flags(p)
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: per model)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (default: per model; ddpm-unet 8, others 10)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: 128)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (per model)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam (peak) learning rate (default: per model; ddpm-unet 5e-4)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, split and shuffling")
     p.add_argument("--beta", type=float, default=1.0, help="VAE: weight of the KL term")
     p.add_argument("--recon", choices=["bce", "mse"], default="bce",
@@ -64,6 +66,22 @@ def register(sub) -> None:
                    help="DDPM: β schedule")
     p.add_argument("--sample-every", type=int, default=1,
                    help="DDPM: sample grid every N epochs (0 = never)")
+    p.add_argument("--time-embedding", choices=["course", "half"], default=None,
+                   help="DDPM: sinusoidal frequencies exp(-ln(1e4)·i/(half-1)) as in the course,"
+                   " or /half as latentforge 0.1 trained (default: course)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
+                   help="learning rate after warm-up: constant, or cosine decay to --min-lr "
+                   "(default: per model; ddpm-unet cosine, others constant)")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="linear lr warm-up steps (default: per model; ddpm-unet 500, others 0)")
+    p.add_argument("--min-lr", type=float, default=None,
+                   help="final lr of the cosine schedule (default: per model; ddpm-unet 1e-6)")
+    p.add_argument("--grad-clip", type=float, default=None,
+                   help="clip the global gradient norm to this, 0 = off (default: per model; "
+                   "ddpm-unet 1.0, others 0)")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="start from this checkpoint's weights (and EMA weights; a weights-only "
+                   "one works) with a fresh optimizer and schedule")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
 

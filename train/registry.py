@@ -23,6 +23,8 @@ class ModelSpec:
     scaling: str  # "unit" ([0, 1]) or "symmetric" ([-1, 1])
     task: str  # "module:Class" of the training objective, under latentforge.train
     defaults: tuple = ()  # training defaults as (flag, value) pairs, e.g. (("lr", 5e-4),)
+    # config fields that older checkpoints lack, with the value those checkpoints were made with
+    legacy: tuple = ()
 
 
 def all_specs() -> dict[str, ModelSpec]:
@@ -54,7 +56,10 @@ def make_config(spec: ModelSpec, overrides: dict | None = None):
 
 
 def config_from_dict(spec: ModelSpec, d: dict):
+    """The config stored in a checkpoint or manifest; a field it lacks takes the value in
+    ``spec.legacy`` (what it meant when the field did not exist yet), else the default."""
     fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    d = {**dict(spec.legacy), **d}
     unknown = set(d) - set(fields)
     if unknown:
         raise ValueError(f"config for {spec.name} has unknown fields {sorted(unknown)}")

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import importlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,14 +62,39 @@ class TrainArgs:
     schedule: str = "linear"
     sample_every: int = 1  # DDPM: sample grid every N epochs (0 = never)
     quiet: bool = False
+    time_embedding: str | None = None  # DDPM: see unet.TIME_EMBEDDINGS
+    # the recipe: None = the model's default (ModelSpec.defaults), else RECIPE_DEFAULTS
+    lr_schedule: str | None = None  # see LR_SCHEDULES
+    warmup_steps: int | None = None  # linear warm-up from 0 to lr over this many steps
+    min_lr: float | None = None  # cosine: the final learning rate
+    grad_clip: float | None = None  # max global gradient norm (0 = off)
+    init_from: str | None = None  # weights (and EMA weights) from this checkpoint
 
     def resolved(self) -> "TrainArgs":
-        """Fill unset epochs/batch_size/lr from the model's defaults."""
-        spec = get_spec(self.model)
-        base = {"epochs": 10, "batch_size": 128, "lr": 1e-3, **dict(spec.defaults)}
-        return dataclasses.replace(self, **{k: v if getattr(self, k) is None else getattr(self, k)
-                                            for k, v in base.items() if k in
-                                            ("epochs", "batch_size", "lr")})
+        """Fill every unset recipe value from the model's defaults, else RECIPE_DEFAULTS."""
+        base = {**RECIPE_DEFAULTS, **dict(get_spec(self.model).defaults)}
+        return dataclasses.replace(self, **{k: v for k, v in base.items()
+                                            if getattr(self, k) is None})
+
+
+LR_SCHEDULES = ("constant", "cosine")
+RECIPE_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "lr_schedule": "constant",
+                   "warmup_steps": 0, "min_lr": 0.0, "grad_clip": 0.0}
+
+
+def learning_rate(args: TrainArgs, step: int, total_steps: int) -> float:
+    """lr at optimizer step ``step`` (0-based) of ``total_steps``: linear warm-up to args.lr
+    (Goyal et al. 2017), then constant or cosine decay to args.min_lr (SGDR, Loshchilov &
+    Hutter 2017, without restarts). A pure function of the step, so --resume stays exact."""
+    if args.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr schedule {args.lr_schedule!r}; valid choices: "
+                         f"{', '.join(LR_SCHEDULES)}")
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    if args.lr_schedule == "constant":
+        return args.lr
+    progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
+    return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
 
 
 class EMA:
@@ -131,7 +157,12 @@ def train(args: TrainArgs) -> dict:
     task = load_task(spec, config, args)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     use_ema = getattr(task, "use_ema", False) and args.ema_decay > 0
+    init = None
+    if args.init_from and not resume:
+        init = init_weights(model, spec, args.init_from)  # before EMA copies the model
     ema = EMA(model, args.ema_decay) if use_ema else None
+    if init is not None and ema is not None and init.get("ema_state") is not None:
+        ema.model.load_state_dict(init["ema_state"])
     start_epoch = 0
     if resume:
         model.load_state_dict(resume["model_state"])
@@ -155,6 +186,8 @@ def train(args: TrainArgs) -> dict:
     metrics_path = out / "metrics.jsonl"
     history = read_history(metrics_path, start_epoch) if not args.dry_run else []
     epochs = 1 if args.dry_run else args.epochs
+    steps_per_epoch = (n_train + args.batch_size - 1) // args.batch_size
+    total_steps = epochs * steps_per_epoch
     ckpt = resume
     for epoch in range(start_epoch, epochs):
         t0 = time.time()
@@ -162,15 +195,20 @@ def train(args: TrainArgs) -> dict:
         torch.manual_seed(epoch_seed(args.seed, epoch) + 1)
         model.train()
         sums, count = {}, 0
-        steps = 1 if args.dry_run else (n_train + args.batch_size - 1) // args.batch_size
+        steps = 1 if args.dry_run else steps_per_epoch
         with Progress(steps, f"epoch {epoch + 1}/{epochs}", enabled=not args.quiet) as bar:
             for step, idx in enumerate(_batches(n_train, args.batch_size, g)):
                 if step >= steps:
                     break
                 x, y = xs["train"][idx].to(device), ys["train"][idx].to(device)
+                lr = learning_rate(args, epoch * steps_per_epoch + step, total_steps)
+                for group in opt.param_groups:
+                    group["lr"] = lr
                 losses = task.loss(model, x, y, g)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
+                if args.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
                 opt.step()
                 if ema is not None:
                     ema.update(model)
@@ -183,7 +221,7 @@ def train(args: TrainArgs) -> dict:
         val = _validate(task, eval_model, xs["val"], ys["val"], args.batch_size, device,
                         args.seed, args.dry_run)
         record = {"epoch": epoch + 1, "train": {k: v / count for k, v in sums.items()},
-                  "val": val, "time_s": round(time.time() - t0, 2)}
+                  "val": val, "lr": lr, "time_s": round(time.time() - t0, 2)}
         print(json.dumps(record))
         if args.dry_run:
             return {"model": spec.name, "metrics": record}
@@ -195,6 +233,8 @@ def train(args: TrainArgs) -> dict:
                 "optimizer": opt.state_dict(), "epoch": epoch + 1,
                 "rng": {"torch": torch.get_rng_state()}, "args": asdict(args),
                 "metrics": {"val": val}, **task.extra_checkpoint()}
+        if init is not None or (resume and resume.get("init_from")):
+            ckpt["init_from"] = init["source"] if init is not None else resume["init_from"]
         save_checkpoint(ckpt_path, ckpt)  # checkpoint first: a crash never loses an epoch
         _write_history(metrics_path, history)
         _plot_losses(history, out / "loss.png", spec.name)
@@ -206,6 +246,29 @@ def train(args: TrainArgs) -> dict:
         print(json.dumps({"test": ckpt["metrics"]["test"]}))
         save_checkpoint(ckpt_path, ckpt)
     return ckpt
+
+
+def init_weights(model: torch.nn.Module, spec, path: str) -> dict:
+    """Load the weights of checkpoint ``path`` (full or weights-only) into ``model``; returns
+    {"ema_state": EMA weights or None, "source": what the new checkpoint records of it}.
+
+    A weights-only checkpoint keeps only the EMA weights (as model_state): they start both the
+    model and its EMA. The optimizer, schedule and epoch count start fresh."""
+    from latentforge.runtime.hashing import sha256_file
+
+    src = load_checkpoint(path)
+    if src.get("model") != spec.name:
+        raise ValueError(f"--init-from {path}: a {src.get('model')!r} checkpoint, not "
+                         f"{spec.name!r}")
+    try:
+        model.load_state_dict(src["model_state"])
+    except RuntimeError as e:
+        raise ValueError(f"--init-from {path}: weights do not fit the {spec.name} config: "
+                         f"{e}") from e
+    print(f"initialised from {path} (epoch {src.get('epoch')}); fresh optimizer and schedule")
+    return {"ema_state": src.get("ema_state"),
+            "source": {"file": Path(path).name, "sha256": sha256_file(path),
+                       "epoch": src.get("epoch"), "config": src.get("config")}}
 
 
 @torch.no_grad()

@@ -22,13 +22,26 @@ class UNetConfig:
     bottleneck: int = 256
     time_dim: int = 64  # sinusoidal embedding size, also the MLP width
     image_size: int = 28
+    time_embedding: str = "course"  # one of TIME_EMBEDDINGS
 
 
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding (Vaswani et al. 2017; Ho et al. 2020): t (B,) → (B, dim)."""
+# Frequency denominators of the sinusoidal embedding: freqs_i = exp(−ln(10000)·i / d), i < half.
+#   "course": d = half − 1, the course's SinusoidalPositionEmbeddings (also Ho et al.'s
+#             get_timestep_embedding), so the highest frequency is exactly 1/10000;
+#   "half":   d = half, what latentforge ≤ 0.1 trained with (kept to load those checkpoints).
+TIME_EMBEDDINGS = ("course", "half")
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, kind: str = "course") -> torch.Tensor:
+    """Sinusoidal embedding (Vaswani et al. 2017; Ho et al. 2020): t (B,) → (B, dim) =
+    cat(sin(t·freqs), cos(t·freqs)), freqs as TIME_EMBEDDINGS[kind] says."""
+    if kind not in TIME_EMBEDDINGS:
+        raise ValueError(f"unknown time embedding {kind!r}; valid choices: "
+                         f"{', '.join(TIME_EMBEDDINGS)}")
     half = dim // 2
+    denominator = half - 1 if kind == "course" else half
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32,
-                                                       device=t.device) / half)
+                                                       device=t.device) / denominator)
     args = t.to(torch.float32)[:, None] * freqs[None, :]  # (B, half)
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
@@ -51,6 +64,9 @@ class Block(nn.Module):
 class UNet(nn.Module):
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__()
+        if config.time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(f"unknown time_embedding {config.time_embedding!r}; valid choices: "
+                             f"{', '.join(TIME_EMBEDDINGS)}")
         self.config = config
         c1, c2, c3 = config.channels
         td = config.time_dim
@@ -68,7 +84,8 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(c1, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        temb = self.time_mlp(timestep_embedding(t, self.config.time_dim))  # (B, 64)
+        temb = self.time_mlp(timestep_embedding(t, self.config.time_dim,
+                                                 self.config.time_embedding))  # (B, 64)
         h1 = self.down1(x, temb)  # (B, 32, 28, 28)
         h2 = self.down2(F.max_pool2d(h1, 2), temb)  # (B, 64, 14, 14)
         h3 = self.down3(F.max_pool2d(h2, 2), temb)  # (B, 128, 7, 7)
@@ -85,7 +102,10 @@ def _specs():
 
     return [ModelSpec("ddpm-unet", "ddpm", UNetConfig, UNet, "symmetric",
                       "train_ddpm:DDPMTask",
-                      defaults=(("lr", 5e-4), ("batch_size", 128), ("epochs", 10)))]
+                      defaults=(("lr", 5e-4), ("batch_size", 128), ("epochs", 8),
+                                ("lr_schedule", "cosine"), ("warmup_steps", 500),
+                                ("min_lr", 1e-6), ("grad_clip", 1.0)),
+                      legacy=(("time_embedding", "half"),))]
 
 
 SPECS = _specs()

@@ -1,0 +1,136 @@
+"""DDPM training recipe: the course's time embedding, the lr schedule, --init-from, and
+shipped files free of the training machine's paths."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from latentforge.runtime.hashing import sha256_file
+from latentforge.train.checkpoint import load_checkpoint, portable_args, save_checkpoint, \
+    weights_only
+from latentforge.train.registry import config_from_dict, get_spec
+from latentforge.train.trainer import TrainArgs, learning_rate, train
+from latentforge.train.unet import UNet, UNetConfig, timestep_embedding
+
+MODELS = Path(__file__).resolve().parents[1] / "runtime" / "models"
+
+
+def test_course_time_embedding_matches_values_written_from_its_definition():
+    # The course's SinusoidalPositionEmbeddings, dim 8 (half = 4):
+    # freqs_i = exp(−ln(10000)·i/(half − 1)) = 1, 10000^(−1/3), 10000^(−2/3), 1e-4;
+    # embedding = cat(sin(t·freqs), cos(t·freqs)). Values to 6 decimals, by hand.
+    expected = torch.tensor([
+        [0.841471, 0.046399, 0.002154, 0.000100, 0.540302, 0.998923, 0.999998, 1.000000],
+        [-0.970528, -0.820565, 0.512942, 0.024997, 0.240988, 0.571553, 0.858423, 0.999688]])
+    got = timestep_embedding(torch.tensor([1.0, 250.0]), 8, "course")
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
+
+
+def test_half_embedding_is_the_old_formula_and_differs_from_the_course():
+    t = torch.tensor([250.0])
+    old = timestep_embedding(t, 8, "half")
+    freqs = [math.exp(-math.log(10000) * i / 4) for i in range(4)]
+    want = [math.sin(250 * f) for f in freqs] + [math.cos(250 * f) for f in freqs]
+    torch.testing.assert_close(old, torch.tensor([want]), atol=2e-6, rtol=0)
+    assert (old - timestep_embedding(t, 8, "course")).abs().max() > 0.1
+
+
+def test_new_unets_use_the_course_embedding_and_old_checkpoints_load_as_half():
+    assert UNetConfig().time_embedding == "course"
+    spec = get_spec("ddpm-unet")
+    old = config_from_dict(spec, {"channels": [32, 64, 128], "bottleneck": 256,
+                                  "time_dim": 64, "image_size": 28})
+    assert old.time_embedding == "half"
+    assert config_from_dict(spec, {"time_embedding": "course"}).time_embedding == "course"
+
+
+def test_unknown_time_embedding_lists_the_choices():
+    with pytest.raises(ValueError, match="course, half"):
+        UNet(UNetConfig(time_embedding="fourier"))
+    with pytest.raises(ValueError, match="course, half"):
+        timestep_embedding(torch.zeros(1), 8, "fourier")
+
+
+def test_ddpm_recipe_defaults_and_other_models_unchanged():
+    ddpm = TrainArgs(model="ddpm-unet").resolved()
+    assert (ddpm.lr_schedule, ddpm.warmup_steps, ddpm.min_lr, ddpm.grad_clip) == \
+        ("cosine", 500, 1e-6, 1.0)
+    vae = TrainArgs(model="vae-conv").resolved()
+    assert (vae.lr_schedule, vae.warmup_steps, vae.grad_clip, vae.lr) == \
+        ("constant", 0, 0.0, 1e-3)
+    assert TrainArgs(model="ddpm-unet", grad_clip=0.0).resolved().grad_clip == 0.0
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_min_lr():
+    args = TrainArgs(model="ddpm-unet", lr=1e-3, warmup_steps=10, min_lr=1e-5,
+                     lr_schedule="cosine")
+    lrs = [learning_rate(args, s, 110) for s in range(110)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[10] == pytest.approx(1e-3)  # cosine starts at the peak
+    assert lrs[60] == pytest.approx((1e-3 + 1e-5) / 2)  # half-way
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert learning_rate(args, 110, 110) == pytest.approx(1e-5)
+    const = TrainArgs(model="vae-conv", lr=2e-3, warmup_steps=0, lr_schedule="constant")
+    assert {learning_rate(const, s, 50) for s in range(50)} == {2e-3}
+    with pytest.raises(ValueError, match="constant, cosine"):
+        learning_rate(TrainArgs(model="vae-conv", lr_schedule="step", warmup_steps=0), 0, 1)
+
+
+def ddpm_args(data_dir, out, **kw):
+    return TrainArgs(**{"model": "ddpm-unet", "epochs": 1, "batch_size": 16, "limit": 32,
+                        "val_size": 16, "data_dir": str(data_dir), "out": str(out),
+                        "quiet": True, "sample_every": 0, **kw})
+
+
+def test_init_from_starts_model_and_ema_from_the_weights_with_a_fresh_optimizer(tmp_path,
+                                                                               data_dir):
+    first = train(ddpm_args(data_dir, tmp_path / "a"))
+    shipped = tmp_path / "shipped.pt"
+    save_checkpoint(shipped, weights_only(first))  # EMA weights only, no optimizer
+    # lr 0 throughout (warm-up from 0 to 0): the weights must come through unchanged
+    second = train(ddpm_args(data_dir, tmp_path / "b", init_from=str(shipped), lr=0.0))
+    for k, v in first["ema_state"].items():
+        assert torch.equal(second["model_state"][k], v), k
+        assert torch.equal(second["ema_state"][k], v), k
+    assert second["epoch"] == 1  # a new run, not a resume
+    steps = {int(s["step"]) for s in second["optimizer"]["state"].values()}
+    assert steps == {2}  # fresh Adam: only this run's 2 steps
+    assert second["init_from"]["sha256"] == sha256_file(shipped)
+    assert second["init_from"]["file"] == "shipped.pt" and second["init_from"]["epoch"] == 1
+
+
+def test_init_from_a_checkpoint_of_another_model_is_a_clear_error(tmp_path, data_dir):
+    ckpt = {"model": "vae-conv", "config": {}, "model_state": {}}
+    save_checkpoint(tmp_path / "vae.pt", ckpt)
+    with pytest.raises(ValueError, match="'vae-conv' checkpoint, not 'ddpm-unet'"):
+        train(ddpm_args(data_dir, tmp_path / "c", init_from=str(tmp_path / "vae.pt")))
+
+
+def test_portable_args_drop_machine_paths():
+    args = {"data_dir": "/data/mnist", "out": "/home/me/runs/x", "device": "cuda",
+            "init_from": "/home/me/base.pt", "lr": 5e-4}
+    assert portable_args(args) == {"init_from": "base.pt", "lr": 5e-4}
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MODELS.iterdir() if p.is_dir()))
+def test_shipped_checkpoint_and_manifest_carry_no_absolute_paths(name):
+    manifest = json.loads((MODELS / name / "manifest.json").read_text())
+    ckpt = load_checkpoint(MODELS / name / "checkpoint.pt")
+    meta = {k: v for k, v in ckpt.items() if not k.endswith("state")}
+    found = [s for s in _strings([manifest, meta]) if s.startswith(("/", "~")) or ":\\" in s]
+    assert not found
+    assert manifest["training"] == ckpt["args"]  # the recipe travels with the model
