@@ -195,10 +195,14 @@ py::object reparameterize_py(py::object mu_obj, py::object logvar_obj, py::objec
 }
 
 lf::Method parse_method(const std::string& name) {
-  if (name == "ancestral") return lf::Method::Ancestral;
-  if (name == "ddpm") return lf::Method::Ddpm;
-  if (name == "ddim") return lf::Method::Ddim;
-  throw py::value_error("method must be one of 'ancestral', 'ddpm', 'ddim', got '" + name + "'");
+  constexpr lf::Method all[] = {lf::Method::Ancestral, lf::Method::Ddpm, lf::Method::Ddim,
+                                lf::Method::DpmSolver2M, lf::Method::SdeDpmSolver2M};
+  std::string names;
+  for (lf::Method m : all) {
+    if (name == lf::method_name(m)) return m;
+    names += std::string(names.empty() ? "'" : ", '") + lf::method_name(m) + "'";
+  }
+  throw py::value_error("method must be one of " + names + ", got '" + name + "'");
 }
 
 std::vector<int64_t> int_list(py::handle obj, const std::string& name) {
@@ -335,7 +339,8 @@ py::tuple philox_py(py::object counter, py::object key) {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "latentforge C++ core: counter-based noise, reparameterization, DDPM/DDIM loop";
+  m.doc() = "latentforge C++ core: counter-based noise, reparameterization, DDPM/DDIM/DPM-Solver++ "
+            "loop";
   m.def(
       "build_info",
       []() {
@@ -374,16 +379,22 @@ bitwise identical for any thread count.)doc");
         py::arg("n") = py::none(), py::arg("eta") = 0.0, py::arg("clip_x0") = false,
         py::arg("sample_offset") = 0, py::arg("progress") = py::none(),
         py::arg("progress_every") = 1, py::arg("capture") = py::tuple(), py::arg("threads") = 0,
-        R"doc(Run the DDPM/DDIM reverse process; returns x_0 float32 (B, 1, 28, 28) in [-1, 1].
+        R"doc(Run the reverse process; returns x_0 float32 (B, 1, 28, 28) in [-1, 1].
 
 denoiser(x, t) -> eps: x float32 (B, 1, 28, 28) and t float32 (B,) are allocated once and the
 same arrays are passed at every step (bind them once, e.g. to an onnxruntime IO binding); it
 must return a float32 C-contiguous (B, 1, 28, 28) array, which may be the same buffer each call.
 schedule: dict or object with float32 1-D arrays betas, alphas, alphas_cumprod,
 alphas_cumprod_prev, posterior_variance of equal length T.
-method: 'ancestral' (the course's update), 'ddpm' (posterior variance) or 'ddim' (eta; the
-last listed step goes to x_0). clip_x0 ('ddpm', 'ddim'): clamp x_0's prediction to [-1, 1]
-(ddim then re-derives eps from it). timesteps: strictly descending ints in [0, T).
+method: 'ancestral' (the course's update), 'ddpm' (posterior variance), 'ddim' (eta; the
+last listed step goes to x_0), 'dpmpp-2m' (multistep DPM-Solver++(2M), Lu et al. 2022,
+Algorithm 2) or 'sde-dpmpp-2m' (its reverse-SDE variant); the two solvers equal diffusers'
+DPMSolverMultistepScheduler (algorithm_type 'dpmsolver++' / 'sde-dpmsolver++', solver_order=2,
+midpoint, final_sigmas_type='zero', lower_order_final): first order on their first step, the
+last listed step goes to x_0, at least 2 timesteps (linspace_timesteps in
+latentforge.runtime.schedule gives diffusers' 'linspace' spacing), no eta or clip_x0.
+clip_x0 ('ddpm', 'ddim'): clamp x_0's prediction to [-1, 1] (ddim then re-derives eps from
+it). timesteps: strictly descending ints in [0, T).
 Start: x_T, or seed and n with x_T = randn(seed, (n, 1, 28, 28), step=0,
 offset=sample_offset*784). Update i draws z = randn(seed, shape, step=i+1,
 offset=sample_offset*784), so a batch split into chunks (sample_offset) gives the same samples;

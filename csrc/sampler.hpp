@@ -1,7 +1,9 @@
-// The DDPM/DDIM reverse loop. Per-step coefficients are computed in double from the float32
-// schedule (exactly as train/samplers.py does), rounded to float32 once, and applied
-// elementwise in float32 in the reference's operation order. No Python in here: the denoiser,
-// the progress report and errors go through the caller's callables / std::invalid_argument.
+// The DDPM/DDIM/DPM-Solver++ reverse loop. Per-step coefficients are computed in double from
+// the float32 schedule (exactly as train/samplers.py does), rounded to float32 once, and
+// applied elementwise in float32 (in the reference's operation order for ancestral/ddpm/ddim;
+// DPM-Solver++ folds the reference's D0/D1 terms into per-step coefficients). No Python in
+// here: the denoiser, the progress report and errors go through the caller's callables /
+// std::invalid_argument.
 #pragma once
 
 #include <algorithm>
@@ -13,13 +15,29 @@
 #include <string>
 #include <vector>
 
+#include "dpm_solver.hpp"
 #include "noise.hpp"
 #include "parallel.hpp"
 #include "platform.hpp"
 
 namespace lf {
 
-enum class Method { Ancestral, Ddpm, Ddim };
+enum class Method { Ancestral, Ddpm, Ddim, DpmSolver2M, SdeDpmSolver2M };
+
+inline const char* method_name(Method m) {
+  switch (m) {
+    case Method::Ancestral: return "ancestral";
+    case Method::Ddpm: return "ddpm";
+    case Method::Ddim: return "ddim";
+    case Method::DpmSolver2M: return "dpmpp-2m";
+    case Method::SdeDpmSolver2M: return "sde-dpmpp-2m";
+  }
+  return "?";
+}
+
+inline bool is_dpm_solver(Method m) {
+  return m == Method::DpmSolver2M || m == Method::SdeDpmSolver2M;
+}
 
 // The five schedule arrays (float32, equal lengths T), as the ONNX manifest carries them.
 struct Schedule {
@@ -27,7 +45,7 @@ struct Schedule {
   size_t size() const { return betas.size(); }
 };
 
-enum class Form { AncestralNoisy, AncestralLast, Ddpm, Ddim };
+enum class Form { AncestralNoisy, AncestralLast, Ddpm, Ddim, DpmSolver };
 
 // One reverse update, elementwise:
 //   AncestralNoisy: x' = (x − a·ε)/s + k·z
@@ -36,11 +54,14 @@ enum class Form { AncestralNoisy, AncestralLast, Ddpm, Ddim };
 //   Ddim:           x̂0 = clip((x − a·ε)/s); x' = c0·x̂0 + c1·ε̂  [+ k·z]
 //                   with ε̂ = ε, or ε̂ = (x − s·x̂0)/a when clipping (ε re-derived from the
 //                   clipped x̂0, as GLIDE does; the raw ε with a clipped x̂0 can diverge)
+//   DpmSolver:      x̂0 = (x − a·ε)/s; x' = cx·x + c0·x̂0 [+ c1·x̂0_prev] [+ k·z]; x̂0_prev = x̂0
+//                   (dpm_solver.hpp; x̂0_prev is the loop's state buffer, read if second_order)
 struct StepPlan {
   int64_t t = 0;
   Form form = Form::AncestralLast;
-  float a = 0, s = 1, c0 = 0, c1 = 0, k = 0;
+  float a = 0, s = 1, c0 = 0, c1 = 0, k = 0, cx = 0;
   bool clip = false;
+  bool second_order = false;  // DpmSolver: uses the previous step's x̂0
   bool noise = false;  // adds k·z with z = randn(seed, step = i + 1, ...)
 };
 
@@ -86,10 +107,24 @@ inline std::vector<StepPlan> plan_steps(const Schedule& sc, Method method,
   if (!(std::isfinite(eta) && eta >= 0)) throw std::invalid_argument("eta must be finite and >= 0");
   if (method != Method::Ddim && eta != 0)
     throw std::invalid_argument("eta applies to method='ddim' only");
-  if (method == Method::Ancestral && clip_x0)
+  if ((method == Method::Ancestral || is_dpm_solver(method)) && clip_x0)
     throw std::invalid_argument("clip_x0 applies to methods 'ddpm' and 'ddim' only");
 
   std::vector<StepPlan> plan(timesteps.size());
+  if (is_dpm_solver(method)) {
+    const std::vector<DpmCoeffs> coeffs = dpm_solver_2m_coefficients(
+        sc.alphas_cumprod, timesteps, method == Method::SdeDpmSolver2M, method_name(method));
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const DpmCoeffs& c = coeffs[i];
+      StepPlan& p = plan[i];
+      p.t = timesteps[i];
+      p.form = Form::DpmSolver;
+      p.a = c.a, p.s = c.s, p.cx = c.cx, p.c0 = c.c0, p.c1 = c.c1, p.k = c.k;
+      p.second_order = c.second_order;
+      p.noise = c.noise;
+    }
+    return plan;
+  }
   for (size_t i = 0; i < timesteps.size(); ++i) {
     const int64_t t = timesteps[i];
     const double b = sc.betas[t], a = sc.alphas[t], ac = sc.alphas_cumprod[t];
@@ -176,12 +211,18 @@ void step_span_dispatch(const StepPlan& p, float* x, const float* eps, const flo
   }
 }
 
-inline void step_chunk(const StepPlan& p, float* x, const float* eps, const float* z, size_t n) {
+// prev: the DpmSolver state (x̂0 of the previous step), chunk-aligned with x; unused otherwise.
+inline void step_chunk(const StepPlan& p, float* x, const float* eps, const float* z,
+                       float* prev, size_t n) {
   switch (p.form) {
     case Form::AncestralNoisy: step_span_dispatch<Form::AncestralNoisy>(p, x, eps, z, n); break;
     case Form::AncestralLast: step_span_dispatch<Form::AncestralLast>(p, x, eps, z, n); break;
     case Form::Ddpm: step_span_dispatch<Form::Ddpm>(p, x, eps, z, n); break;
     case Form::Ddim: step_span_dispatch<Form::Ddim>(p, x, eps, z, n); break;
+    case Form::DpmSolver:
+      dpm_span_dispatch(p.second_order, p.noise, p.a, p.s, p.cx, p.c0, p.c1, p.k, x, eps, z,
+                        prev, n);
+      break;
   }
 }
 
@@ -194,18 +235,21 @@ struct NoiseKey {
 };
 
 // Applies one planned update to x (n elements) in place; z drawn for noise step `step`.
+// prev: n floats of DpmSolver state (x̂0 of the previous step, overwritten with this step's);
+// nullptr for the other forms.
 inline void apply_step(const StepPlan& p, float* x, const float* eps, const NoiseKey& key,
-                       uint64_t step, size_t n, int threads) {
+                       uint64_t step, size_t n, int threads, float* prev = nullptr) {
   parallel_for(n, threads, kParallelGrain, detail::kTile, [&](size_t b, size_t e) {
+    float* prev_b = prev == nullptr ? nullptr : prev + b;
     if (!p.noise) {
-      detail::step_chunk(p, x + b, eps + b, nullptr, e - b);
+      detail::step_chunk(p, x + b, eps + b, nullptr, prev_b, e - b);
       return;
     }
     float z[detail::kTile];
     for (size_t j = b; j < e;) {  // sub-chunks on the global tile grid of the noise
       const size_t len = std::min<size_t>(e - j, detail::kTile - (key.offset + j) % detail::kTile);
       randn_fill(key.seed, step, key.offset + j, z, len);
-      detail::step_chunk(p, x + j, eps + j, z, len);
+      detail::step_chunk(p, x + j, eps + j, z, prev == nullptr ? nullptr : prev + j, len);
       j += len;
     }
   });
@@ -224,6 +268,12 @@ void reverse_loop(const std::vector<StepPlan>& plan, float* x, float* t_buf, siz
   const size_t n = batch * per_sample;
   const int64_t total = static_cast<int64_t>(plan.size());
   std::vector<float> scratch;
+  std::vector<float> x0_prev;  // DpmSolver state: the previous step's x̂0 (written every step)
+  if (std::any_of(plan.begin(), plan.end(), [](const StepPlan& p) {
+        return p.form == Form::DpmSolver;
+      }))
+    x0_prev.resize(n);
+  float* prev = x0_prev.empty() ? nullptr : x0_prev.data();
   for (size_t i = 0; i < plan.size(); ++i) {
     if (i < capture.size() && capture[i] != nullptr)
       std::memcpy(capture[i], x, n * sizeof(float));
@@ -235,7 +285,7 @@ void reverse_loop(const std::vector<StepPlan>& plan, float* x, float* t_buf, siz
       scratch.assign(eps, eps + n);
       eps = scratch.data();
     }
-    apply_step(plan[i], x, eps, key, static_cast<uint64_t>(i) + 1, n, threads);
+    apply_step(plan[i], x, eps, key, static_cast<uint64_t>(i) + 1, n, threads, prev);
     const int64_t done = static_cast<int64_t>(i) + 1;
     if (done % progress_every == 0 || done == total) progress(done, total);
   }

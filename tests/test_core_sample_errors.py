@@ -12,6 +12,7 @@ from latentforge.runtime import _core
 from latentforge.train.schedule import NoiseSchedule
 
 SCHEDULE = NoiseSchedule()
+METHODS = ["ancestral", "ddpm", "ddim", "dpmpp-2m", "sde-dpmpp-2m"]
 SCHED = {name: getattr(SCHEDULE, name) for name in NoiseSchedule.ARRAYS}
 X_T = np.zeros((2, 1, 28, 28), np.float32)
 
@@ -183,7 +184,7 @@ def make_output(form, x):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(x_T=x_T_like(), form=OUTPUT_FORMS,
-       timesteps=TIMESTEPS, method=st.sampled_from(["ancestral", "ddpm", "ddim"]), seed=SEEDS)
+       timesteps=TIMESTEPS, method=st.sampled_from(METHODS), seed=SEEDS)
 def test_sample_boundary_fuzz_gives_result_or_clean_error(x_T, form, timesteps, method, seed):
     try:
         out = _core.sample(lambda x, t: make_output(form, x), SCHED, method, timesteps, x_T=x_T,

@@ -18,9 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from latentforge.runtime.sampling import METHODS
+from latentforge.runtime.schedule import SOLVER_METHODS, linspace_timesteps
+
 from .schedule import NoiseSchedule
 
-METHODS = ("ancestral", "ddpm", "ddim")
 NoiseSource = Callable[[int, tuple], torch.Tensor]
 
 
@@ -82,6 +84,64 @@ def ddim_step(s: NoiseSchedule, x, eps, t: int, t_prev: int, z, eta: float = 0.0
     return out + sigma * z if sigma > 0 else out
 
 
+def solver_scalars(s: NoiseSchedule, t: int) -> tuple[float, float, float]:
+    """(α_t, σ_t, λ_t) in double: α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log α_t − log σ_t (half
+    the log-SNR). t = −1 stands for x_0 itself: α = 1, σ = 0, λ = +∞."""
+    if t < 0:
+        return 1.0, 0.0, math.inf
+    ac = float(s.alphas_cumprod[t])
+    alpha, sigma = math.sqrt(ac), math.sqrt(1.0 - ac)
+    return alpha, sigma, math.log(alpha) - math.log(sigma)
+
+
+def dpmpp_2m_step(s: NoiseSchedule, x, eps, t: int, t_next: int, t_prev: int | None = None,
+                  x0_prev=None, z=None, sde: bool = False):
+    """One step of multistep DPM-Solver++(2M) (Lu et al. 2022, arXiv:2211.01095, Algorithm
+    2), or with ``sde=True`` of SDE-DPM-Solver++(2M) (its reverse-diffusion-SDE variant, by
+    the same first author in diffusers' DPMSolverMultistepScheduler, PR #3344), from t to
+    t_next (−1: to x_0). Returns (x_{t_next}, x̂0_t); pass that x̂0_t as ``x0_prev`` and t as
+    ``t_prev`` to the next step.
+
+    With α, σ, λ of ``solver_scalars``, x̂0_t = (x_t − σ_t ε̂)/α_t and h = λ_{t_next} − λ_t:
+      first order (no t_prev, or the step to x_0; for the ODE this is DDIM):
+        ODE: x' = (σ_{t_next}/σ_t)·x_t − α_{t_next}(e^{−h} − 1)·x̂0_t
+        SDE: x' = (σ_{t_next}/σ_t)e^{−h}·x_t + α_{t_next}(1 − e^{−2h})·x̂0_t
+                  + σ_{t_next}√(1 − e^{−2h})·z
+      second order (midpoint), r = (λ_t − λ_{t_prev})/h, D0 = x̂0_t, D1 = (x̂0_t − x̂0_prev)/r:
+        ODE: x' = (σ_{t_next}/σ_t)·x_t − α_{t_next}(e^{−h} − 1)·(D0 + ½·D1)
+        SDE: x' = (σ_{t_next}/σ_t)e^{−h}·x_t + α_{t_next}(1 − e^{−2h})·(D0 + ½·D1)
+                  + σ_{t_next}√(1 − e^{−2h})·z
+    The step to x_0 (σ = 0, e^{−h} = 0) returns x̂0_t exactly and uses no z. As diffusers with
+    solver_order=2, solver_type="midpoint", final_sigmas_type="zero", lower_order_final=True.
+    """
+    alpha, sigma, lam = solver_scalars(s, t)
+    x0 = predict_x0(s, x, eps, t, clip=False)
+    if t_next < 0:
+        return x0, x0
+    alpha_n, sigma_n, lam_n = solver_scalars(s, t_next)
+    h = lam_n - lam
+    d = x0
+    if t_prev is not None:
+        r = (lam - solver_scalars(s, t_prev)[2]) / h
+        d = x0 + 0.5 * ((x0 - x0_prev) / r)
+    if not sde:
+        return (sigma_n / sigma) * x + (alpha_n * -math.expm1(-h)) * d, x0
+    out = (sigma_n / sigma * math.exp(-h)) * x + (alpha_n * -math.expm1(-2.0 * h)) * d
+    return out + (sigma_n * math.sqrt(-math.expm1(-2.0 * h))) * z, x0
+
+
+def _solver_timesteps(schedule: NoiseSchedule, method: str, timesteps, steps, eta, clip_x0):
+    if eta != 0 or clip_x0:
+        raise ValueError(f"method {method!r} takes neither eta nor clip_x0")
+    if timesteps is None:
+        if steps is None:
+            raise ValueError(f"pass steps or timesteps for method {method!r}")
+        timesteps = linspace_timesteps(schedule.num_timesteps, steps)
+    if len(timesteps) < 2:
+        raise ValueError(f"steps must be >= 2 for {method} (got {len(timesteps)} timestep)")
+    return timesteps
+
+
 @torch.no_grad()
 def sample(eps_model, schedule: NoiseSchedule, n: int, method: str = "ancestral",
            timesteps=None, steps: int | None = None, eta: float = 0.0, clip_x0: bool = False,
@@ -91,12 +151,14 @@ def sample(eps_model, schedule: NoiseSchedule, n: int, method: str = "ancestral"
     {t: x_t captured before the update at t}).
 
     timesteps: descending list; default all T for ancestral/ddpm, ``steps`` evenly spaced
-    (T−1 first) for ddim.
+    (T−1 first) for ddim, ``linspace_timesteps(T, steps)`` for the solvers (steps required).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     T = schedule.num_timesteps
-    if timesteps is None:
+    if method in SOLVER_METHODS:
+        timesteps = _solver_timesteps(schedule, method, timesteps, steps, eta, clip_x0)
+    elif timesteps is None:
         timesteps = (schedule.ddim_timesteps(steps or T) if method == "ddim"
                      else np.arange(T - 1, -1, -1))
     timesteps = [int(t) for t in timesteps]
@@ -104,14 +166,23 @@ def sample(eps_model, schedule: NoiseSchedule, n: int, method: str = "ancestral"
     draw = make_noise_source(noise, generator)
     x = draw(0, shape).float() if x_T is None else torch.as_tensor(x_T).float().clone()
     captured = {}
+    x0_prev = None  # the solvers' previous x̂0
     for i, t in enumerate(timesteps):
         if t in capture:
             captured[t] = x.clone()
         eps = eps_model(x, torch.full((n,), float(t)))
         is_last = i == len(timesteps) - 1
-        needs_z = (method != "ddim" and t > 0) or (method == "ddim" and eta > 0 and not is_last)
+        if method in SOLVER_METHODS:
+            needs_z = method == "sde-dpmpp-2m" and not is_last
+        else:
+            needs_z = ((method != "ddim" and t > 0)
+                       or (method == "ddim" and eta > 0 and not is_last))
         z = draw(i + 1, shape).float() if needs_z else None
-        if method == "ancestral":
+        if method in SOLVER_METHODS:
+            x, x0_prev = dpmpp_2m_step(schedule, x, eps, t, -1 if is_last else timesteps[i + 1],
+                                       timesteps[i - 1] if i > 0 else None, x0_prev, z,
+                                       sde=method == "sde-dpmpp-2m")
+        elif method == "ancestral":
             x = ancestral_step(schedule, x, eps, t, z)
         elif method == "ddpm":
             x = ddpm_step(schedule, x, eps, t, z, clip_x0)
