@@ -11,7 +11,7 @@ the checkpoint too.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -187,8 +187,16 @@ def verify(out_dir, ckpt, batch_sizes=(1, 7, 64), atol: float | None = None,
         report.notes.append("the checkpoint file differs from the one exported (sha256); "
                             "comparing the weights anyway")
     expected = base_manifest(ckpt, spec, config, model, manifest.get("checkpoint_sha256"))
+    found = dict(manifest)
+    if isinstance(manifest.get("config"), dict):  # fields older exports lack take spec.legacy
+        from latentforge.train.registry import config_from_dict
+
+        try:
+            found["config"] = asdict(config_from_dict(spec, manifest["config"]))
+        except (TypeError, ValueError):
+            pass  # reported as a mismatch below
     for key in ("kind", "config", "scaling", "latent_dim", "schedule", "ema", "parameters"):
-        if jsonable(manifest.get(key)) != expected[key]:
+        if jsonable(found.get(key)) != expected[key]:
             report.problems.append(f"manifest {key!r} does not match the checkpoint")
     real, source = real_digits(data_dir)
     report.notes.append(f"real digits from {source}" if real is not None else source)

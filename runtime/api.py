@@ -15,12 +15,12 @@ import numpy as np
 from . import _core
 from .inputs import as_images, as_latents
 from .progress import Progress
-from .schedule import ddim_timesteps, schedule_arrays
+from .sampling import DEFAULT_METHOD, DEFAULT_STEPS, METHODS
+from .schedule import SOLVER_METHODS, ddim_timesteps, linspace_timesteps, schedule_arrays
 from .session import BoundDenoiser, make_session, run_batched
 
 SHIPPED = Path(__file__).parent / "models"
 ALIASES = {"ddpm": "ddpm-unet", "vae": "vae-conv", "ae": "ae-conv", "denoiser": "ae-conv"}
-METHODS = ("ancestral", "ddpm", "ddim")
 
 
 class ModelFileError(ValueError):
@@ -181,29 +181,40 @@ class DDPM(Model):
         self.last_seed: int | None = None
 
     def timesteps(self, method: str, steps: int | None) -> np.ndarray:
+        """The descending timesteps ``method`` visits: all T for ancestral/ddpm; ``steps``
+        (default T) evenly spaced from T−1 for ddim; ``steps`` (default DEFAULT_STEPS) as
+        diffusers' timestep_spacing="linspace" for the DPM-Solver++ methods."""
         T = self.num_timesteps
         if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        if steps is not None and (isinstance(steps, bool)
+                                  or not isinstance(steps, (int, np.integer))):
+            raise ValueError(f"steps must be an integer, got {steps!r}")
         if method == "ddim":
             return ddim_timesteps(T, T if steps is None else int(steps))
+        if method in SOLVER_METHODS:
+            return linspace_timesteps(T, DEFAULT_STEPS if steps is None else int(steps))
         if steps not in (None, T):
-            raise ValueError(f"{method} runs all {T} steps; use method='ddim' for fewer "
-                             f"(got steps={steps})")
+            raise ValueError(f"{method} runs all {T} steps; use method='ddim', 'dpmpp-2m' or "
+                             f"'sde-dpmpp-2m' for fewer (got steps={steps})")
         return np.arange(T - 1, -1, -1, dtype=np.int64)
 
-    def sample(self, n: int, steps: int | None = None, method: str = "ancestral",
+    def sample(self, n: int, steps: int | None = None, method: str | None = None,
                eta: float = 0.0, seed: int | None = None, batch_size: int = 64,
                progress: bool = True, capture=None, clip_x0: bool = False):
         """n digits by the reverse process, run in the C++ loop.
 
-        method: "ancestral" (the course's), "ddpm" (posterior variance, Ho et al.) or "ddim"
-        (Song et al.; ``steps`` evenly spaced, ``eta`` noise). The same seed gives the same
-        digits whatever ``batch_size``. capture: timesteps whose x_t to return too, as
+        method: "ancestral" (the course's 1000-step loop), "ddpm" (posterior variance, Ho et
+        al.), "ddim" (Song et al.; ``steps`` evenly spaced, ``eta`` noise), "dpmpp-2m" or
+        "sde-dpmpp-2m" (DPM-Solver++(2M), Lu et al. 2022, deterministic or stochastic, any
+        ``steps`` >= 2). None = DEFAULT_METHOD with DEFAULT_STEPS. The same seed gives the
+        same digits whatever ``batch_size``. capture: timesteps whose x_t to return too, as
         {t: images}; then the result is (images, captured).
         """
         n = _check_n(n)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        method = DEFAULT_METHOD if method is None else method
         timesteps = self.timesteps(method, steps)
         seed = self.last_seed = _seed(seed)
         capture = sorted({int(t) for t in (capture or ())})

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .sampling import DEFAULT_METHOD, DEFAULT_STEPS, METHODS
+
 HELP = argparse.ArgumentDefaultsHelpFormatter
 MODELS_ENV = "LATENTFORGE_MODELS"
 
@@ -32,9 +34,12 @@ def register(sub) -> None:
     p.add_argument("-n", type=int, default=64, help="number of digits")
     p.add_argument("-o", "--out", default="samples.png", help="grid PNG to write")
     p.add_argument("--npy", default=None, help="also save the (n, 1, 28, 28) array here")
-    p.add_argument("--method", choices=["ancestral", "ddpm", "ddim"], default="ancestral",
-                   help="DDPM reverse process")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: all T)")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help=f"DDPM reverse process (default: {DEFAULT_METHOD} with "
+                   f"{DEFAULT_STEPS} steps; ancestral is the course's exact 1000-step loop)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"steps of ddim (default: all T), dpmpp-2m and sde-dpmpp-2m (default: "
+                   f"{DEFAULT_STEPS}); ancestral and ddpm run all T")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
     p.add_argument("--seed", type=int, default=None, help="seed (default: random, printed)")
     p.add_argument("--batch-size", type=int, default=64, help="digits per denoiser call")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .sampling import DEFAULT_STEPS, METHODS
+
 CONFIDENCE = 0.9
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data"  # source checkouts only
 
@@ -140,9 +142,11 @@ def register(sub) -> None:
     p.add_argument("model", help="DDPM or VAE (shipped name or exported directory), or an .npy "
                                  "file of images (N, 1, 28, 28) in [0, 1]")
     p.add_argument("-n", type=int, default=1000, help="number of samples")
-    p.add_argument("--method", choices=["ancestral", "ddpm", "ddim"], default="ancestral",
+    p.add_argument("--method", choices=METHODS, default="ancestral",
                    help="DDPM reverse process")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: all T)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps of ddim (default: all T), dpmpp-2m and sde-dpmpp-2m (default: "
+                   f"{DEFAULT_STEPS}); ancestral and ddpm run all T")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=int, default=64, help="digits per denoiser call")

@@ -87,9 +87,11 @@ def test_quick_report_tables_hold_the_scores(report, models):
     assert "gaussian" in " ".join(results["denoising"]) and all(
         k.startswith("dae-conv") for k in results["denoising"])  # found by its name
     samples = {(r["samples"], r["method"], r["steps"]) for r in results["samples"]}
-    # --max-steps 3: the 1000-step ancestral run is skipped, DDIM 50 and 20 both become 3
+    # --max-steps 3: the 1000-step ancestral run is skipped, every other setting becomes 3
     assert samples == {("real training digits", "—", None), ("vae-dense", "prior", None),
-                       ("vae-conv", "prior", None), ("ddpm-unet", "ddim", 3)}
+                       ("vae-conv", "prior", None), ("ddpm-unet", "ddim", 3),
+                       ("ddpm-unet", "ddim η=1", 3), ("ddpm-unet", "dpmpp-2m", 3),
+                       ("ddpm-unet", "sde-dpmpp-2m", 3)}
     for r in results["samples"]:
         assert r["n"] == 40 and r["reference_n"] == 300 and np.isfinite(r["fd"])
     assert results["latent"]["projection"] == {"ae-dense1": "t-SNE of 8-d",
@@ -105,6 +107,26 @@ def test_quick_report_tables_hold_the_scores(report, models):
     assert all(r["train_s"] > 0 for r in sweeps["beta"] + sweeps["latent"])
     text = (report / "report.md").read_text()
     assert "ancestral sampling (1000 steps) skipped" in text
+
+
+def test_partial_report_updates_its_sections_and_keeps_the_others(report, models, data_dir,
+                                                                  tmp_path):
+    import shutil
+
+    out = tmp_path / "r"
+    shutil.copytree(report, out)
+    before = json.loads((out / "report.json").read_text())
+    assert main(["report", "--quick", "--quiet", "--out", str(out), "--data-dir", str(data_dir),
+                 "--models", models["vae"], "--classifier", models["classifier"],
+                 "--n-test", "200", "--reference-size", "300", "--sections", "models",
+                 "--threads", "1"]) == 0
+    text = (out / "report.md").read_text()
+    positions = [text.find(t) for t in TITLES]
+    assert -1 not in positions and positions == sorted(positions), positions
+    after = json.loads((out / "report.json").read_text())
+    assert "ae-dense1" in before["models"] and "ae-dense1" not in after["models"]  # regenerated
+    assert after["sweeps"] == before["sweeps"] and after["samples"] == before["samples"]
+    assert "kept from the previous run in this directory: reconstructions, samples" in text
 
 
 def test_report_without_a_classifier_says_how_to_get_one(models, data_dir, tmp_path,

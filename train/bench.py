@@ -5,6 +5,9 @@ asserts on them.
     U-Net step at batch 1, 16, 64 · 64 digits: the course's eager 1000-step loop vs the
     runtime's ancestral-1000 and DDIM-50 · encoder throughput at batch 256 · GFLOP/s next to
     a measured SGEMM rate.
+    --quality: every sampling setting of runtime/sampler_table.py on n digits (seconds and
+    classifier scores), and the fastest quality-matched one (FD within 10% of ancestral-1000)
+    on the same 64 digits as the eager loop, as a speed-up.
 """
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ def _eager(directory):
 
 
 def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
-        threads: int | None = None, quick: bool = False) -> list[dict]:
+        threads: int | None = None, quick: bool = False, quality: int = 0,
+        cache: str | None = None, data_dir: str | None = None) -> list[dict]:
     from latentforge.runtime.api import load, resolve
     from latentforge.runtime.session import BoundDenoiser
 
@@ -135,6 +139,14 @@ def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
                   batch_size=n_digits, progress=False)
         report(f"{n_digits} digits: eager {steps} vs {method}-{k}", eager_loop,
                time.perf_counter() - t0)
+    if quality:
+        best = quality_rows(rt, quality, threads, cache, data_dir, rows)
+        if best is not None:
+            t0 = time.perf_counter()
+            rt.sample(n_digits, steps=best["steps"], method=best["method"], eta=best["eta"],
+                      seed=0, batch_size=n_digits, progress=False)
+            report(f"{n_digits} digits: eager {steps} vs quality-matched {best['setting']}",
+                   eager_loop, time.perf_counter() - t0)
 
     enc = _eager(resolve(vae))
     rt_vae = load(vae, providers="cpu", threads=threads)
@@ -146,3 +158,32 @@ def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
     report(f"{rt_vae.name} encoder, batch 256", e, o, conv_linear_flops(_Encode(enc), xt))
     print(f"encoder throughput: eager {256 / e:,.0f} img/s, runtime {256 / o:,.0f} img/s")
     return rows
+
+
+def quality_rows(rt, n: int, threads: int, cache, data_dir, rows: list) -> dict | None:
+    """Every sampler setting on n digits (seed 0), scored; returns the fastest quality-matched
+    row and appends the table to ``rows``."""
+    from latentforge.runtime.api import load
+    from latentforge.runtime.quality import load_test_set, reference_stats
+    from latentforge.runtime.sampler_table import (SETTINGS, mark_quality_matched, measure,
+                                                   table_rows)
+
+    from .report import md_table
+
+    clf = load("classifier", providers="cpu", threads=threads)
+    test_images, _, where = load_test_set(data_dir)
+    reference = reference_stats(clf, test_images)
+    table = []
+    for setting in SETTINGS:
+        row, _ = measure(rt, clf, reference, setting, n, seed=0, cache=cache, progress=False)
+        table.append(row)
+        print(f"{setting.label:<22} {n} digits {row['seconds']:8.1f} s  FD {row['fd']:7.2f}  "
+              f"confident {100 * row['confident']:.1f}%" + ("  (cached)" if row.get("cached")
+                                                            else ""), flush=True)
+    best = mark_quality_matched(table)
+    print(f"\nquality-matched = classifier FD within 10% of ancestral-1000's; n = {n}, seed 0, "
+          f"reference {reference.n} test images from {where}")
+    print(md_table(*table_rows(table)))
+    rows.append({"what": "sampler quality", "table": table,
+                 "fastest_matched": best["setting"] if best else None})
+    return best

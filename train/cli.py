@@ -208,6 +208,15 @@ def _register_bench(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="threads for both (all cores)")
     p.add_argument("--quick", action="store_true",
                    help="100-step eager loop and no runtime ancestral-1000 (a smoke run)")
+    p.add_argument("--quality", type=int, default=0, metavar="N",
+                   help="also score every sampling setting on N digits (1000 for the README; "
+                   "about 30 min on 2 cores, most of it ancestral-1000) and time the fastest "
+                   "quality-matched one against the eager loop; 0 = skip")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="reuse/keep --quality rows here (the report's DIR/cache/samplers "
+                   "shares them)")
+    p.add_argument("--data-dir", default=None, help="MNIST IDX directory of the FD reference "
+                   "(default: $LATENTFORGE_DATA, else the source checkout's fixture)")
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
     p.set_defaults(func=_run_bench)
 
@@ -217,7 +226,8 @@ def _run_bench(args) -> int:
 
     from .bench import run
 
-    rows = run(ddpm=args.ddpm, vae=args.vae, threads=args.threads, quick=args.quick)
+    rows = run(ddpm=args.ddpm, vae=args.vae, threads=args.threads, quick=args.quick,
+               quality=args.quality, cache=args.cache, data_dir=args.data_dir)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

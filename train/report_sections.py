@@ -8,14 +8,15 @@ import time
 import numpy as np
 
 from latentforge.runtime.images import save_grid
-from latentforge.runtime.quality import score
+from latentforge.runtime.quality import Quality, score
+from latentforge.runtime.sampler_table import (QUALITY_MATCH, SETTINGS, Setting,
+                                               mark_quality_matched, measure)
 
 from . import report_figures as figs
 from .report import md_table
 
 NOISE_SETTINGS = (("gaussian", 0.3), ("gaussian", 0.5), ("uniform", 0.5), ("uniform", 0.8))
-DDPM_PLANS = (("ancestral", None), ("ddim", 50), ("ddim", 20))
-GOAL_CONFIDENT, GOAL_DEVIATION_PP = 0.95, 3.0
+GOAL_CONFIDENT, GOAL_DEVIATION_PP, GOAL_FD = 0.95, 3.0, 20.0
 
 
 def image_metrics(x_hat: np.ndarray, x: np.ndarray) -> dict:
@@ -122,23 +123,24 @@ def reconstructions(ctx) -> str:
     return "\n\n".join(text + images)
 
 
-def ddpm_plans(ctx) -> tuple[list[tuple[str, int, int]], list[str]]:
-    """[(method, steps, n)] the caps allow, and notes about what was capped or skipped."""
+def ddpm_plans(ctx) -> tuple[list[tuple[Setting, int]], list[str]]:
+    """[(setting, n)] of the sampler table (runtime/sampler_table.SETTINGS) the caps allow,
+    and notes about what was capped or skipped."""
     T, cap = ctx.ddpm.num_timesteps, ctx.cfg.max_steps
     plans, notes = [], []
-    for method, steps in DDPM_PLANS:
-        if method == "ancestral":
+    for setting in SETTINGS:
+        if setting.steps is None:  # ancestral / ddpm: all T steps
             if cap is not None and T > cap:
-                notes.append(f"ancestral sampling ({T} steps) skipped: --max-steps {cap}")
+                notes.append(f"{setting.method} sampling ({T} steps) skipped: --max-steps {cap}")
                 continue
-            plans.append((method, T, ctx.cfg.n_ancestral))
+            plans.append((setting, ctx.cfg.n_ancestral))
             continue
-        real = min(steps, T, cap or T)
-        if real != steps:
-            notes.append(f"DDIM {steps} capped at {real} steps (T = {T}"
-                         + (f", --max-steps {cap})" if cap else ")"))
-        if (method, real, ctx.cfg.n_samples) not in plans:
-            plans.append((method, real, ctx.cfg.n_samples))
+        real = min(setting.steps, T, cap or T)
+        if real != setting.steps:
+            notes.append(f"{setting.label} capped at {real} steps")
+        capped = Setting(setting.method, real, setting.eta)
+        if capped not in [p[0] for p in plans]:
+            plans.append((capped, ctx.cfg.n_samples))
     return plans, notes
 
 
@@ -155,48 +157,60 @@ def samples(ctx) -> str:
     rng = np.random.default_rng(cfg.seed)
     real = ctx.u8_real[rng.choice(len(ctx.u8_real), size=min(n, len(ctx.u8_real)),
                                   replace=False)].astype(np.float32)[:, None] / 255.0
-    sets = [("real training digits", "—", None, real, 0.0)]
-    for label, m in ctx.latent.items():
-        if m.kind == "vae":
-            t0 = time.time()
-            sets.append((label, "prior", None, m.sample(n, seed=cfg.seed), time.time() - t0))
-    notes = []
-    if ctx.ddpm is not None:
-        plans, notes = ddpm_plans(ctx)
-        for i, (method, steps, count) in enumerate(plans):
-            ts = ctx.ddpm.timesteps(method, steps if method == "ddim" else None)
-            capture = reverse_capture(ts) if "reverse" not in ctx.cache else None
-            t0 = time.time()
-            res = ctx.ddpm.sample(count, steps=steps if method == "ddim" else None,
-                                  method=method, seed=cfg.seed, progress=not cfg.quiet,
-                                  capture=capture)
-            images, cap = res if capture else (res, None)
-            if cap is not None:
-                ctx.cache["reverse"] = (method, len(ts), capture, cap, images)
-            sets.append((ctx.ddpm.directory.name, method, steps, images, time.time() - t0))
-    rows, out, panels, hists = [], [], [], []
-    for label, method, steps, images, secs in sets:
-        q = score(ctx.classifier, images, ctx.reference)
+    out, panels, hists = [], [], []
+
+    def add(label, method, steps, q, secs, images, extra=None):
         name = f"{label} {method}" + (f" {steps}" if steps else "")
-        goal = ""
-        if method in ("ancestral", "ddim", "ddpm"):
-            ok = q.confident >= GOAL_CONFIDENT and q.max_deviation_pp <= GOAL_DEVIATION_PP
-            goal = "met" if ok else "not met"
         out.append({"samples": label, "method": method, "steps": steps, "seconds": secs,
-                    **q.to_dict(), "goal": goal or None})
-        rows.append([label, method, steps, q.n, round(secs, 1), q.fd, 100 * q.confident,
-                     q.max_deviation_pp, goal])
+                    **q.to_dict(), **(extra or {})})
         hists.append((name, q.histogram))
         panels.append((f"{name}: FD {q.fd:.2f}, {100 * q.confident:.0f}% confident",
                        images[:64]))
+
+    add("real training digits", "—", None, score(ctx.classifier, real, ctx.reference), 0.0,
+        real)
+    for label, m in ctx.latent.items():
+        if m.kind == "vae":
+            t0 = time.time()
+            images = m.sample(n, seed=cfg.seed)
+            add(label, "prior", None, score(ctx.classifier, images, ctx.reference),
+                time.time() - t0, images)
+    notes, ddpm_rows = [], []
+    if ctx.ddpm is not None:
+        plans, notes = ddpm_plans(ctx)
+        for setting, count in plans:
+            ctx.log(f"samples: {setting.label}, n = {count}")
+            row, images = measure(ctx.ddpm, ctx.classifier, ctx.reference, setting, count,
+                                  seed=cfg.seed, cache=ctx.out / "cache" / "samplers",
+                                  progress=not cfg.quiet)
+            ddpm_rows.append(row)
+            q = Quality(fd=row["fd"], confident=row["confident"], histogram=row["histogram"],
+                        n=row["n"], reference_n=row["reference_n"])
+            label = ctx.ddpm.directory.name
+            method = setting.method + (f" η={setting.eta:g}" if setting.eta else "")
+            add(label, method, row["steps"], q, row["seconds"], images, {"eta": setting.eta})
+        fastest = mark_quality_matched(ddpm_rows)
+        for r, o in zip(ddpm_rows, out[-len(ddpm_rows):]):
+            ok = r["confident"] >= GOAL_CONFIDENT and r["max_deviation_pp"] <= GOAL_DEVIATION_PP
+            o["goal"] = "met" if ok and r["fd"] <= GOAL_FD else "not met"
+            o["quality_matched"] = r.get("matched")
+            o["fastest_matched"] = fastest is not None and r is fastest
+    rows = [[o["samples"], o["method"], o["steps"], o["n"], round(o["seconds"], 1), o["fd"],
+             100 * o["confident"], o["max_deviation_pp"],
+             {True: "yes", False: "no"}.get(o.get("quality_matched"), "—")
+             + (" (fastest)" if o.get("fastest_matched") else ""), o.get("goal")]
+            for o in out]
     ctx.results["samples"] = out
     hist = figs.class_histograms(hists, ctx.fig("class_histograms.png"))
     grids = figs.image_panels(panels, ctx.fig("samples.png"), ncols=3, width=4.0)
     return "\n\n".join([
         "Scores against the test-set reference; *real training digits* is the FD floor for "
-        "the same n. DDPM goal: ≥ 95% confident and every class within ±3 pp of 10%.",
+        "the same n. *Seconds*: sampling time on this machine at batch 64. *Quality-matched*: "
+        f"classifier FD within {100 * QUALITY_MATCH:.0f}% of the ancestral 1000-step loop's; "
+        "the fastest such setting is `latentforge sample`'s default. DDPM goal: ≥ 95% "
+        f"confident, every class within ±3 pp of 10%, FD ≤ {GOAL_FD:g}.",
         md_table(["samples", "method", "steps", "n", "seconds", "classifier FD",
-                  "confident %", "max dev. (pp)", "DDPM goal"], rows),
+                  "confident %", "max dev. (pp)", "quality-matched", "DDPM goal"], rows),
         *([" ".join(f"Note: {t}." for t in notes)] if notes else []),
         ctx.image(hist, "predicted class histograms"), ctx.image(grids, "samples")])
 
@@ -215,14 +229,13 @@ def ddpm_strips(ctx) -> str:
     p1 = figs.strip(fwd, [f"t={t}" for t in ts], ctx.fig("ddpm_forward.png"),
                     r"forward process $q(x_t | x_0) = N(\sqrt{\bar\alpha_t}\,x_0,\ "
                     r"(1 - \bar\alpha_t) I)$")
-    if "reverse" not in ctx.cache:  # the samples section did not run: a small DDIM run
-        steps = min(50, T, cfg.max_steps or T)
-        ts_rev = d.timesteps("ddim", steps)
-        capture = reverse_capture(ts_rev)
-        images, cap = d.sample(8, steps=steps, method="ddim", seed=cfg.seed,
-                               progress=not cfg.quiet, capture=capture)
-        ctx.cache["reverse"] = ("ddim", steps, capture, cap, images)
-    method, steps, capture, cap, images = ctx.cache["reverse"]
+    # 8 digits by the course's ancestral loop (DDIM-50 when --max-steps caps T)
+    method = "ancestral" if T <= (cfg.max_steps or T) else "ddim"
+    steps = None if method == "ancestral" else min(50, cfg.max_steps)
+    capture = reverse_capture(d.timesteps(method, steps))
+    images, cap = d.sample(8, steps=steps, method=method, seed=cfg.seed,
+                           progress=not cfg.quiet, capture=capture)
+    steps = len(d.timesteps(method, steps))
     rev = np.stack([cap[t][:8] for t in capture] + [images[:8]], axis=1)
     p2 = figs.strip(rev, [f"t={t}" for t in capture] + ["x0"], ctx.fig("ddpm_reverse.png"),
                     f"reverse process ({method}, {steps} steps): x_t before the update at t")
