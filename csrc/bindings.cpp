@@ -339,6 +339,13 @@ py::tuple philox_py(py::object counter, py::object key) {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const lf::NonFiniteError& e) {
+      PyErr_SetString(PyExc_FloatingPointError, e.what());
+    }
+  });
   m.doc() = "latentforge C++ core: counter-based noise, reparameterization, DDPM/DDIM/DPM-Solver++ "
             "loop";
   m.def(
@@ -401,7 +408,9 @@ offset=sample_offset*784), so a batch split into chunks (sample_offset) gives th
 stochastic methods need seed even with x_T. Math and noise keys match
 latentforge.train.samplers. progress(i, total) runs every progress_every updates and after
 the last. capture: timesteps whose x_t (before the update at t) is returned as
-(x_0, {t: x_t}). The GIL is released except while calling denoiser and progress.)doc");
+(x_0, {t: x_t}). The GIL is released except while calling denoiser and progress.
+After every update the state is checked: NaN or infinity (a denoiser returning non-finite
+values) raises FloatingPointError naming the step; finite results are untouched.)doc");
   m.def("philox4x32_10", &philox_py, py::arg("counter"), py::arg("key"),
         "One Philox-4x32-10 block: counter (4 uint32 words), key (2 uint32 words) -> 4 words "
         "(Random123's philox4x32_R(10, ...); for known-answer tests and re-implementations).");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +22,11 @@
 #include "platform.hpp"
 
 namespace lf {
+
+// The reverse loop's state became NaN or infinite (the denoiser returned non-finite values).
+struct NonFiniteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 enum class Method { Ancestral, Ddpm, Ddim, DpmSolver2M, SdeDpmSolver2M };
 
@@ -226,6 +232,17 @@ inline void step_chunk(const StepPlan& p, float* x, const float* eps, const floa
   }
 }
 
+// True when all n floats are finite (a read-only pass; the values are not touched).
+inline bool all_finite(const float* x, size_t n, int threads) {
+  std::atomic<bool> ok{true};
+  parallel_for(n, threads, kParallelGrain, kTile, [&](size_t b, size_t e) {
+    uint32_t bad = 0;
+    for (size_t j = b; j < e; ++j) bad |= (float_bits(x[j]) & 0x7F800000u) == 0x7F800000u;
+    if (bad) ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
+}
+
 }  // namespace detail
 
 // Global noise position of a sampling run: z of update i is randn(seed, i + 1, offset + j).
@@ -286,6 +303,12 @@ void reverse_loop(const std::vector<StepPlan>& plan, float* x, float* t_buf, siz
       eps = scratch.data();
     }
     apply_step(plan[i], x, eps, key, static_cast<uint64_t>(i) + 1, n, threads, prev);
+    if (!detail::all_finite(x, n, threads))
+      throw NonFiniteError("sampling produced NaN or infinity at step " + std::to_string(i + 1) +
+                           " of " + std::to_string(plan.size()) + " (t = " +
+                           std::to_string(plan[i].t) +
+                           "): the denoiser returned non-finite values (a broken or "
+                           "mis-exported model?)");
     const int64_t done = static_cast<int64_t>(i) + 1;
     if (done % progress_every == 0 || done == total) progress(done, total);
   }

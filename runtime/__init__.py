@@ -13,7 +13,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree without ins
 
 
 def __getattr__(name):  # load onnxruntime only when a model is actually used
-    if name in ("load", "shipped_models", "Autoencoder", "VAE", "DDPM", "Classifier"):
+    if name in ("load", "shipped_models", "Autoencoder", "VAE", "DDPM", "Classifier",
+                "ModelFileError", "SamplingCancelled"):
         from . import api
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

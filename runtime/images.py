@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +27,14 @@ def make_grid(x: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int =
 
 
 def save_grid(x, path, nrow: int | None = None, scale: int = 2) -> Path:
-    """Write a grid PNG atomically (temp file + rename)."""
+    """Write a grid PNG atomically (a uniquely named temp file beside it + rename; only a
+    regular file is ever replaced; see outputs.py)."""
     from PIL import Image
 
+    from .outputs import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(make_grid(x, nrow=nrow, scale=scale)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    image = Image.fromarray(make_grid(x, nrow=nrow, scale=scale))
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG")
     return path

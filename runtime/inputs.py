@@ -20,10 +20,19 @@ def _is_pathlike(x) -> bool:
 
 def _load_path(p) -> np.ndarray:
     path = Path(p)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give image files (or .npy arrays)")
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
     if path.suffix.lower() == ".npy":
-        return as_images(np.load(path, allow_pickle=False))
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path} is not a readable .npy array: {e}") from e
+        try:
+            return as_images(arr)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{path}: {e}") from e
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -31,11 +40,29 @@ def _load_path(p) -> np.ndarray:
             return _from_pil(im, str(path))
     except UnidentifiedImageError as e:
         raise ValueError(f"{path} is not an image file pillow can read") from e
+    except (OSError, SyntaxError) as e:  # truncated or corrupt image data
+        raise ValueError(f"{path} is a damaged image file ({e})") from e
+
+
+# pillow modes with more than 8 bits per pixel: their samples' full range
+HIGH_DEPTH = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0}
 
 
 def _from_pil(im, what: str = "PIL image") -> np.ndarray:
+    """8-bit images are /255; 16-bit ones /65535; 32-bit integer or float ones by the
+    type's range (uint32-like "I") or as [0, 1] floats ("F") — never clipped to 8 bits."""
     if im.size != (SIDE, SIDE):
         raise ValueError(f"{what} is {im.size[0]}x{im.size[1]}; the models take 28x28 images")
+    if im.mode in HIGH_DEPTH:
+        return np.asarray(im, dtype=np.float32)[None, None] / np.float32(HIGH_DEPTH[im.mode])
+    if im.mode == "I":  # 32-bit integer: pillow's 16-bit PNGs often arrive as "I"
+        arr = np.asarray(im, dtype=np.int64)
+        top = 65535.0 if arr.max(initial=0) <= 65535 and arr.min(initial=0) >= 0 else None
+        if top is None:
+            raise ValueError(f"{what}: 32-bit integer pixels outside 0-65535 are not supported")
+        return (arr.astype(np.float32) / np.float32(top))[None, None]
+    if im.mode == "F":
+        return as_images(np.asarray(im, dtype=np.float32))
     return np.asarray(im.convert("L"), dtype=np.float32)[None, None] / 255.0
 
 
@@ -51,8 +78,8 @@ def as_images(inputs) -> np.ndarray:
     if isinstance(inputs, (list, tuple)) and not inputs:
         raise ValueError("empty batch: no images given")
     arr = np.asarray(inputs)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == np.bool_):
+    if arr.dtype == object or np.iscomplexobj(arr) or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"cannot read images from {type(inputs).__name__} of dtype {arr.dtype}")
     if arr.ndim == 2:
         arr = arr[None]
@@ -79,7 +106,7 @@ def as_images(inputs) -> np.ndarray:
 def as_latents(z, latent_dim: int) -> np.ndarray:
     """(B, K) or (K,) latent codes → float32 (B, K), checked against the model's size."""
     arr = np.asarray(z)
-    if not np.issubdtype(arr.dtype, np.number):
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(f"latent codes must be numeric, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if arr.ndim == 1:
