@@ -1,9 +1,10 @@
 """Replace a directory all at once: fill a staging directory beside it, then swap.
 
-The new files are written into ``.NAME.new-XXXX`` next to the target; only when every file is
+The new files are written into ``.NAME.new-PID-XXXX`` next to the target; only when every file is
 complete (and fsynced) is the old directory renamed aside, the new one renamed into place, and
 the old one removed. A failure or crash before the swap leaves the old directory untouched (and
 the staging directory is removed on failure); readers never see a mix of old and new files.
+Staging folders of an export that was killed (its PID gone) are removed by the next export.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _swap(new: Path, out_dir: Path) -> None:
     if not out_dir.exists():
         os.rename(new, out_dir)
     else:
-        old = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
         os.rename(out_dir, old)
         try:
             os.rename(new, out_dir)
@@ -77,6 +78,30 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
             continue
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process, or no way to tell
+        return True
+    return True
+
+
+def clean_stale(out_dir: Path) -> list[Path]:
+    """Remove ``.NAME.new-PID-*`` / ``.NAME.old-PID-*`` folders beside ``out_dir`` left by an
+    export whose process is gone (killed mid-write); those of live processes are kept."""
+    removed = []
+    for kind in ("new", "old"):
+        for path in out_dir.parent.glob(f".{out_dir.name}.{kind}-*"):
+            pid = path.name[len(f".{out_dir.name}.{kind}-"):].split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)) and path.is_dir() \
+                    and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
 @contextmanager
 def staged_directory(out_dir):
     """``with staged_directory(DIR) as tmp:`` write files into ``tmp``; on a clean exit they
@@ -84,7 +109,8 @@ def staged_directory(out_dir):
     out_dir = Path(out_dir).absolute()
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fresh_dir(out_dir.parent, f".{out_dir.name}.new-")
+    clean_stale(out_dir)
+    tmp = _fresh_dir(out_dir.parent, f".{out_dir.name}.new-{os.getpid()}-")
     try:
         yield tmp
         _fsync_dir(tmp)

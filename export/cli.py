@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = argparse.ArgumentDefaultsHelpFormatter
+from latentforge.runtime.helpformat import HelpFormatter
+
+HELP = HelpFormatter
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:

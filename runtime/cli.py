@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from latentforge.runtime.helpformat import HelpFormatter
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130  # usage/input errors; interrupted (128 + SIGINT)
+# the [train] extra's top-level modules: missing one means a runtime-only install
+TRAIN_EXTRA = {"torch", "torchvision", "onnx", "onnxscript", "matplotlib", "sklearn"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentforge",
         description="Small generative models for 28x28 digits: train, export, sample.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # argparse set-up only: none of these imports torch or onnx until a command runs
@@ -34,12 +40,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT: outputs are atomic, nothing partial is left
+        print(f"latentforge {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ModuleNotFoundError as e:
+        if e.name not in TRAIN_EXTRA:
+            raise
+        print(f"latentforge {args.command}: error: this command needs {e.name}, which the "
+              f"runtime-only install lacks; install it with: pip install \"latentforge[train]\"",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except FloatingPointError as e:  # a model producing NaN/inf: not the user's input
         print(f"latentforge {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return 1
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError) as e:  # bad input: one clear line, no traceback
+        print(f"latentforge {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

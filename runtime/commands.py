@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .helpformat import HelpFormatter
 from .sampling import DEFAULT_METHOD, DEFAULT_STEPS, METHODS
 
-HELP = argparse.ArgumentDefaultsHelpFormatter
+HELP = HelpFormatter
 MODELS_ENV = "LATENTFORGE_MODELS"
+GRID_MAX = 10_000  # digits drawn into the sample grid PNG; --npy holds all n
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -32,15 +34,19 @@ def register(sub) -> None:
     p = sub.add_parser("sample", help="generate digits and save a grid PNG", formatter_class=HELP)
     _common(p)
     p.add_argument("-n", type=int, default=64, help="number of digits")
-    p.add_argument("-o", "--out", default="samples.png", help="grid PNG to write")
-    p.add_argument("--npy", default=None, help="also save the (n, 1, 28, 28) array here")
+    p.add_argument("-o", "--out", default="samples.png",
+                   help=f"grid PNG to write (the first {GRID_MAX:,} digits; a trailing / means "
+                   f"a directory: DIR/samples.png)")
+    p.add_argument("--npy", default=None,
+                   help="also save the (n, 1, 28, 28) array here (.npy, written as the batches "
+                   "are made: any n)")
     p.add_argument("--method", choices=METHODS, default=None,
                    help=f"DDPM reverse process (default: {DEFAULT_METHOD} with "
                    f"{DEFAULT_STEPS} steps; ancestral is the course's exact 1000-step loop)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"steps of ddim (default: all T), dpmpp-2m and sde-dpmpp-2m (default: "
                    f"{DEFAULT_STEPS}); ancestral and ddpm run all T")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
+    p.add_argument("--eta", type=float, default=None, help="DDIM η (default: 0)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: random, printed)")
     p.add_argument("--batch-size", type=int, default=64, help="digits per denoiser call")
     p.set_defaults(func=cmd_sample)
@@ -83,58 +89,105 @@ def _load(args):
     return model
 
 
-def _save_array(path: str, arr: np.ndarray) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if path.endswith(".csv"):
-        np.savetxt(path, arr.reshape(len(arr), -1), delimiter=",", fmt="%.7g")
-    else:
-        np.save(path, arr)
+def _refuse_kind(model, needs: str, what: str) -> None:
+    raise ValueError(f"{model.name} is a {model.kind}: {what}; use a {needs} model")
+
+
+def _save_array(path: Path, arr: np.ndarray) -> None:
+    from .outputs import atomic_output
+
+    with atomic_output(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            np.savetxt(tmp, arr.reshape(len(arr), -1), delimiter=",", fmt="%.7g")
+        else:
+            np.save(tmp, arr)
     print(f"wrote {path} {arr.shape}")
 
 
-def cmd_sample(args) -> int:
-    from .images import save_grid
-
-    model = _load(args)
+def _sample_batches(model, args):
+    """(batches, n): the model's sample stream for this command's options."""
     if model.kind == "ddpm":
-        images = model.sample(args.n, steps=args.steps, method=args.method, eta=args.eta,
-                              seed=args.seed, batch_size=args.batch_size)
-        print(f"seed {model.last_seed}")
-    elif model.kind == "vae":
-        images = model.sample(args.n, seed=args.seed if args.seed is not None else 0)
-    else:
-        raise SystemExit(f"{model.name} is a {model.kind}: only DDPMs and VAEs sample")
-    save_grid(images, args.out)
-    print(f"wrote {args.out} ({len(images)} digits)")
-    if args.npy:
-        _save_array(args.npy, images)
+        return model.iter_samples(args.n, steps=args.steps, method=args.method,
+                                  eta=0.0 if args.eta is None else args.eta, seed=args.seed,
+                                  batch_size=args.batch_size)
+    if model.kind == "vae":
+        given = [f for f, v in (("--method", args.method), ("--steps", args.steps),
+                                ("--eta", args.eta)) if v is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} apply to DDPMs only; {model.name} is a "
+                             f"vae (it decodes prior draws in one step)")
+        return model.iter_samples(args.n, seed=args.seed, batch_size=args.batch_size)
+    _refuse_kind(model, "DDPM or VAE", "only DDPMs and VAEs sample")
+
+
+def cmd_sample(args) -> int:
+    from contextlib import nullcontext
+
+    from numpy.lib.format import open_memmap
+
+    from .images import save_grid
+    from .outputs import atomic_output, output_path
+
+    out = output_path(args.out, (".png",), "samples.png")
+    npy = output_path(args.npy, (".npy",), "samples.npy", "--npy") if args.npy else None
+    if args.n > GRID_MAX and npy is None:
+        raise ValueError(f"-n {args.n} is more than the grid's {GRID_MAX:,} digits: add "
+                         f"--npy FILE.npy to keep them all (written as they are made)")
+    model = _load(args)
+    batches = _sample_batches(model, args)
+    print(f"seed {model.last_seed}", flush=True)  # before the long part: scripts read it
+    grid = np.empty((min(args.n, GRID_MAX), 1, 28, 28), dtype=np.float32)
+    with atomic_output(npy) if npy else nullcontext() as tmp:
+        arr = open_memmap(tmp, mode="w+", dtype=np.float32,
+                          shape=(args.n, 1, 28, 28)) if tmp else None
+        start = 0
+        for batch in batches:
+            if arr is not None:
+                arr[start:start + len(batch)] = batch
+            keep = max(0, min(len(batch), GRID_MAX - start))
+            grid[start:start + keep] = batch[:keep]
+            start += len(batch)
+        if arr is not None:
+            arr.flush()
+            del arr
+        save_grid(grid, out)
+    print(f"wrote {out} ({len(grid)} digits)")
+    if npy:
+        print(f"wrote {npy} ({args.n}, 1, 28, 28)")
     return 0
 
 
 def cmd_encode(args) -> int:
+    from .outputs import output_path
+
+    out = output_path(args.out, (".npy", ".csv"), "embeddings.npy")
     model = _load(args)
     if not hasattr(model, "embed"):
-        raise SystemExit(f"{model.name} is a {model.kind}: it has no encoder")
-    _save_array(args.out, model.embed(args.images))
+        _refuse_kind(model, "VAE or autoencoder", "it has no encoder")
+    _save_array(out, model.embed(args.images))
     return 0
 
 
 def cmd_reconstruct(args) -> int:
     from .images import save_grid
     from .inputs import as_images
+    from .outputs import output_path
 
+    out = output_path(args.out, (".png",), f"{args.command}.png")
+    npy = output_path(args.npy, (".npy", ".csv"), f"{args.command}.npy", "--npy") \
+        if args.npy else None
     model = _load(args)
     if not hasattr(model, "reconstruct"):
-        raise SystemExit(f"{model.name} is a {model.kind}: it cannot reconstruct")
+        _refuse_kind(model, "VAE or autoencoder", "it cannot reconstruct")
     x = as_images(args.images)
     if getattr(args, "add_noise", 0.0) > 0:
         noise = _core_randn(args.seed, x.shape) * np.float32(args.add_noise)
         x = np.clip(x + noise, 0.0, 1.0)
     y = model.reconstruct(x)
-    save_grid(np.concatenate([x, y]), args.out, nrow=len(x))
-    print(f"wrote {args.out} (inputs above, outputs below)")
-    if args.npy:
-        _save_array(args.npy, y)
+    save_grid(np.concatenate([x, y]), out, nrow=len(x))
+    print(f"wrote {out} (inputs above, outputs below)")
+    if npy:
+        _save_array(npy, y)
     return 0
 
 
@@ -146,18 +199,20 @@ def _core_randn(seed: int, shape) -> np.ndarray:
 
 def cmd_interpolate(args) -> int:
     from .images import save_grid
+    from .outputs import output_path
 
+    out = output_path(args.out, (".png",), "interpolation.png")
     model = _load(args)
     if not hasattr(model, "interpolate"):
-        raise SystemExit(f"{model.name} is a {model.kind}: it has no latent space")
+        _refuse_kind(model, "VAE or autoencoder", "it has no latent space")
     strip = model.interpolate(args.a, args.b, steps=args.steps)
-    save_grid(strip, args.out, nrow=len(strip))
-    print(f"wrote {args.out} ({len(strip)} images)")
+    save_grid(strip, out, nrow=len(strip))
+    print(f"wrote {out} ({len(strip)} images)")
     return 0
 
 
 def cmd_models(args) -> int:
-    from .api import SHIPPED, read_manifest
+    from .api import SHIPPED, ModelFileError, read_manifest
 
     roots = [SHIPPED] + [Path(p) for p in args.path]
     roots += [Path(p) for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
@@ -165,7 +220,11 @@ def cmd_models(args) -> int:
     for root in roots:
         for manifest_path in sorted(root.glob("*/manifest.json")) + sorted(
                 root.glob("manifest.json")):
-            m = read_manifest(manifest_path.parent)
+            try:
+                m = read_manifest(manifest_path.parent)
+            except (ModelFileError, OSError) as e:
+                print(f"warning: skipping {manifest_path.parent}: {e}", file=sys.stderr)
+                continue
             where = "shipped" if root == SHIPPED else str(manifest_path.parent)
             rows.append((m["name"], m["kind"], _fmt_metrics(m.get("metrics", {})), where))
     if not rows:

@@ -131,9 +131,9 @@ def load_test_set(data_dir=None, limit: int | None = None):
 
 # ---------------------------------------------------------------- `latentforge quality`
 def register(sub) -> None:
-    import argparse
+    from .helpformat import HelpFormatter
 
-    p = sub.add_parser("quality", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = sub.add_parser("quality", formatter_class=HelpFormatter,
                        help="classifier FD, confident share and class histogram of samples",
                        description="Sample N digits from a DDPM or VAE (or read them from an "
                        ".npy file) and score them with the MNIST classifier: Fréchet distance "
@@ -142,12 +142,12 @@ def register(sub) -> None:
     p.add_argument("model", help="DDPM or VAE (shipped name or exported directory), or an .npy "
                                  "file of images (N, 1, 28, 28) in [0, 1]")
     p.add_argument("-n", type=int, default=1000, help="number of samples")
-    p.add_argument("--method", choices=METHODS, default="ancestral",
-                   help="DDPM reverse process")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="DDPM reverse process (default: ancestral, the course's loop)")
     p.add_argument("--steps", type=int, default=None,
                    help="steps of ddim (default: all T), dpmpp-2m and sde-dpmpp-2m (default: "
                    f"{DEFAULT_STEPS}); ancestral and ddpm run all T")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
+    p.add_argument("--eta", type=float, default=None, help="DDIM η (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=int, default=64, help="digits per denoiser call")
     p.add_argument("--classifier", default="classifier",
@@ -175,31 +175,46 @@ def sample_images(model, n: int, method: str = "ancestral", steps: int | None = 
     raise ValueError(f"{model.name} is a {model.kind}: only DDPMs and VAEs sample")
 
 
+def _refuse_ddpm_options(args, what: str) -> None:
+    given = [f for f, v in (("--method", args.method), ("--steps", args.steps),
+                            ("--eta", args.eta)) if v is not None]
+    if given:
+        raise ValueError(f"{' and '.join(given)} apply to DDPMs only; {what}")
+
+
 def cmd_quality(args) -> int:
     from .api import load
     from .inputs import as_images
+    from .outputs import atomic_output, output_path
 
+    json_path = output_path(args.json, (".json",), "quality.json", "--json") \
+        if args.json else None
     if args.n < 2:
-        raise SystemExit(f"-n must be >= 2 (a covariance needs two samples), got {args.n}")
+        raise ValueError(f"-n must be >= 2 (a covariance needs two samples), got {args.n}")
     clf = load(args.classifier, providers=args.providers, threads=args.threads)
     if clf.kind != "classifier":
-        raise SystemExit(f"--classifier {args.classifier} is a {clf.kind}, not a classifier")
+        raise ValueError(f"--classifier {args.classifier} is a {clf.kind}, not a classifier")
     test_images, _, where = load_test_set(args.data_dir, args.reference_size)
     reference = reference_stats(clf, test_images)
     if str(args.model).endswith(".npy") and Path(args.model).is_file():
+        _refuse_ddpm_options(args, f"{args.model} holds images")
         images, what = as_images(args.model)[:args.n], f"{args.model}"
     else:
         model = load(args.model, providers=args.providers, threads=args.threads)
-        images = sample_images(model, args.n, args.method, args.steps, args.eta, args.seed,
+        if model.kind != "ddpm":
+            _refuse_ddpm_options(args, f"{model.name} is a {model.kind}")
+        method = args.method or "ancestral"
+        images = sample_images(model, args.n, method, args.steps, args.eta or 0.0, args.seed,
                                args.batch_size)
-        how = "prior" if model.kind == "vae" else f"{args.method} {args.steps or 'all'} steps"
+        how = "prior" if model.kind == "vae" else \
+            f"{method} {len(model.timesteps(method, args.steps))} steps"
         what = f"{model.name} {how}, seed {args.seed}"
     q = score(clf, images, reference, threshold=args.threshold)
     q.extra = {"samples": what, "reference": str(where)}
     print(f"{what}: {q.n} samples; reference: {q.reference_n} test images from {where}",
           file=sys.stderr)
     print("\n".join(q.lines()))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(q.to_dict(), indent=2) + "\n")
+    if json_path:
+        with atomic_output(json_path) as tmp:
+            tmp.write_text(json.dumps(q.to_dict(), indent=2) + "\n")
     return 0
