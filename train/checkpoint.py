@@ -48,10 +48,21 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot load checkpoint {path}: {e}") from e
+        raise ValueError(f"cannot load checkpoint {path}: {_reason(e)}") from e
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a latentforge checkpoint (no model_state/config)")
     return ckpt
+
+
+def _reason(e: Exception) -> str:
+    """torch's load error in one line, without its advice to load with weights_only=False
+    (which would run arbitrary pickled code from the file)."""
+    text = str(e)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return ("it holds objects other than tensors and plain data; latentforge loads "
+                "checkpoints with weights_only=True only and never unpickles arbitrary code")
+    return (text.strip().splitlines() or [type(e).__name__])[0] + \
+        " (the file is damaged or not a torch checkpoint)"
 
 
 MACHINE_ARGS = ("data_dir", "out", "device")  # where and on what it ran, not how

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from latentforge.runtime.helpformat import HelpFormatter
+
 from .registry import model_names
 
-HELP = argparse.ArgumentDefaultsHelpFormatter
+HELP = HelpFormatter
 
 
 def int_tuple(text: str) -> tuple[int, ...]:
@@ -51,7 +53,10 @@ def register(sub) -> None:
     p.add_argument("--data-dir", default=None,
                    help="directory of MNIST IDX files (default: $LATENTFORGE_DATA, else download)")
     p.add_argument("--out", default=None, help="output directory (default: runs/MODEL)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last.pt (same model and flags; --epochs may grow)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run even though OUT already holds one (replaces it)")
     p.add_argument("--dry-run", action="store_true",
                    help="one training and one validation batch, nothing written")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")

@@ -45,7 +45,8 @@ def train_run(ctx, beta: float, latent: int):
     val_size = min(cfg.sweep_val_size, len(ctx.u8_real) // 3)
     ckpt = train(TrainArgs(model=MODEL, epochs=cfg.sweep_epochs, beta=beta, latent_dim=latent,
                            batch_size=cfg.sweep_batch_size,
-                           data_dir=str(ctx.data_dir), out=str(out), resume=True, quiet=True,
+                           data_dir=str(ctx.data_dir), out=str(out),
+                           resume=(out / "last.pt").is_file(), quiet=True,
                            val_size=val_size, limit=cfg.sweep_limit, seed=cfg.seed,
                            device=cfg.device))
     return model_from_checkpoint(ckpt)[2].cpu(), ckpt, out

@@ -28,6 +28,7 @@ import torch
 
 from latentforge.runtime.progress import Progress
 
+from .argcheck import check_numbers, check_resume, check_run_folder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_splits, to_float
 from .registry import build_model, config_from_dict, count_parameters, get_spec, make_config
@@ -69,6 +70,7 @@ class TrainArgs:
     min_lr: float | None = None  # cosine: the final learning rate
     grad_clip: float | None = None  # max global gradient norm (0 = off)
     init_from: str | None = None  # weights (and EMA weights) from this checkpoint
+    overwrite: bool = False  # a new run may replace the one in OUT (else --resume it)
 
     def resolved(self) -> "TrainArgs":
         """Fill every unset recipe value from the model's defaults, else RECIPE_DEFAULTS."""
@@ -143,13 +145,15 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
 def train(args: TrainArgs) -> dict:
     """Train ``args.model``; returns the final checkpoint dict (also written to OUT/last.pt)."""
     args = args.resolved()
+    check_numbers(args)  # every argument check before any work (argcheck.py)
     spec = get_spec(args.model)
     device = pick_device(args.device)
     out = Path(args.out or f"runs/{args.model}")
     ckpt_path = out / "last.pt"
+    check_run_folder(args, out)
     resume = load_checkpoint(ckpt_path) if args.resume and ckpt_path.exists() else None
-    if args.resume and resume is None:
-        print(f"--resume: no checkpoint at {ckpt_path}; starting from scratch")
+    if resume is not None:
+        check_resume(args, resume, ckpt_path)
     config = (config_from_dict(spec, resume["config"]) if resume else
               make_config(spec, asdict(args)))
     torch.manual_seed(args.seed)
