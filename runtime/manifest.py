@@ -33,7 +33,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 # optional informational keys → the JSON types they may hold (None = null)
 OPTIONAL = {"format": (int,), "config": (dict, type(None)), "ema": (bool,),
             "metrics": (dict,), "training": (dict, type(None)), "epochs": (int, type(None)),
-            "init_from": (dict, str, type(None)), "checkpoint_sha256": (str, type(None)),
+            "init_from": (dict, type(None)), "checkpoint_sha256": (str, type(None)),
             "version": (str,), "parameters": (int,)}
 
 

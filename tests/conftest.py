@@ -3,6 +3,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# property tests draw the same examples on every run (CI included): a failure reproduces
+settings.register_profile("latentforge", derandomize=True, print_blob=True)
+settings.load_profile("latentforge")
 
 FIXTURE_DATA = Path(__file__).parent / "data"
 

@@ -10,7 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from latentforge.runtime import _core, api
+from latentforge.runtime import _core
+from latentforge.runtime import ddpm as ddpm_module
+from latentforge.runtime import model as model_module
 from latentforge.runtime.api import SamplingCancelled, load
 from latentforge.runtime.schedule import schedule_arrays
 
@@ -25,7 +27,7 @@ def vae():
     return load("vae-conv", threads=1)
 
 
-ORIGINAL = api.BoundDenoiser
+ORIGINAL = ddpm_module.BoundDenoiser
 
 
 class Counting:
@@ -47,7 +49,7 @@ class Counting:
 @pytest.fixture
 def counting(monkeypatch):
     Counting.calls, Counting.poison_at = 0, None
-    monkeypatch.setattr(api, "BoundDenoiser", Counting)
+    monkeypatch.setattr(ddpm_module, "BoundDenoiser", Counting)
     return Counting
 
 
@@ -130,7 +132,7 @@ def test_sample_of_a_billion_digits_fails_fast_with_the_streaming_hint(ddpm, vae
 
 
 def test_captures_count_towards_the_budget(ddpm, monkeypatch):
-    monkeypatch.setattr(api, "SAMPLE_MEMORY_BUDGET", 10 * api.DIGIT_BYTES)
+    monkeypatch.setattr(model_module, "SAMPLE_MEMORY_BUDGET", 10 * model_module.DIGIT_BYTES)
     ddpm.sample(5, method="ddim", steps=2, seed=0, progress=False)  # 5 images fit
     with pytest.raises(ValueError, match="15 images"):
         ddpm.sample(5, method="ddim", steps=2, seed=0, progress=False, capture=[999, 0])
