@@ -14,13 +14,16 @@ from pathlib import Path
 MODELS_DIR = Path(__file__).resolve().parents[1] / "runtime" / "models"
 
 
-def command_line(ckpt: dict) -> str:
-    """The `latentforge train` command that reproduces ``ckpt`` (from its stored args)."""
+def command_line(ckpt: dict, epochs: int | None = None, resume: bool = False) -> str:
+    """The `latentforge train` command that reproduces ``ckpt`` (from its stored args), or
+    one piece of it: ``epochs`` instead of the stored --epochs, ``resume`` adds --resume."""
     from latentforge.train.trainer import TrainArgs
 
-    args, defaults = ckpt.get("args") or {}, TrainArgs(model=ckpt["model"])
-    parts = ["latentforge", "train", ckpt["model"]]
-    skip = {"model", "out", "resume", "dry_run", "quiet", "device", "data_dir"}
+    args, defaults = dict(ckpt.get("args") or {}), TrainArgs(model=ckpt["model"])
+    if epochs is not None:
+        args["epochs"] = epochs
+    parts = ["latentforge", "train", ckpt["model"]] + (["--resume"] if resume else [])
+    skip = {"model", "out", "resume", "dry_run", "quiet", "device", "data_dir", "overwrite"}
     for key, value in args.items():
         if key in skip or value is None or value == getattr(defaults, key, object()):
             continue
@@ -31,6 +34,21 @@ def command_line(ckpt: dict) -> str:
             value = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
             parts += [flag, str(value)]
     return shlex.join(parts + ["--data-dir", "DATA"])
+
+
+def reproduce_text(ckpt: dict) -> str:
+    """The model card's recipe: one command, or one per piece of a run whose --epochs changed
+    on --resume (each piece ran under its own lr-schedule horizon; see horizon_segments)."""
+    segments = ckpt.get("segments") or []
+    if len(segments) <= 1:
+        return f"`{ckpt.get('command', 'latentforge train ' + ckpt['model'])}`"
+    pieces = []
+    for i, seg in enumerate(segments):
+        last = segments[i + 1]["first_epoch"] - 1 if i + 1 < len(segments) else ckpt["epoch"]
+        cmd = command_line(ckpt, epochs=seg["epochs"], resume=i > 0)
+        stop = f", stopped after epoch {last}" if last < seg["epochs"] else ""
+        pieces.append(f"`{cmd}` (epochs {seg['first_epoch']}–{last}{stop})")
+    return ", then ".join(pieces)
 
 
 def ship(ckpt_path, models_dir=MODELS_DIR, log=print) -> Path:
@@ -72,7 +90,7 @@ def write_model_card(models_dir=MODELS_DIR) -> Path:
         ckpt = load_checkpoint(d / "checkpoint.pt")
         test = (m.get("metrics") or {}).get("test") or {}
         lines += [f"## {m['name']} ({m['kind']}, {m['parameters']:,} parameters)", "",
-                  f"Reproduce: `{ckpt.get('command', 'latentforge train ' + m['name'])}` "
+                  f"Reproduce: {reproduce_text(ckpt)} "
                   f"({ckpt.get('epoch', '?')} epochs), then `latentforge ship "
                   f"runs/{m['name']}/last.pt`.", ""]
         if test:

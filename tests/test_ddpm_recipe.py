@@ -108,6 +108,25 @@ def test_init_from_a_checkpoint_of_another_model_is_a_clear_error(tmp_path, data
         train(ddpm_args(data_dir, tmp_path / "c", init_from=str(tmp_path / "vae.pt")))
 
 
+def test_a_resume_that_changes_epochs_is_recorded_and_the_card_gives_each_command(tmp_path,
+                                                                               data_dir):
+    from latentforge.export.ship import reproduce_text
+
+    out = tmp_path / "run"
+    train(ddpm_args(data_dir, out, epochs=3, lr_schedule="cosine"))
+    ckpt = load_checkpoint(out / "last.pt")
+    ckpt["epoch"] = 1  # as if stopped after epoch 1 of 3
+    save_checkpoint(out / "last.pt", ckpt)
+    final = train(ddpm_args(data_dir, out, epochs=2, lr_schedule="cosine", resume=True))
+    assert final["segments"] == [{"first_epoch": 1, "epochs": 3},
+                                 {"first_epoch": 2, "epochs": 2}]
+    text = reproduce_text(weights_only(final))
+    assert "--epochs 3" in text and "(epochs 1–1, stopped after epoch 1)" in text
+    assert "--resume --epochs 2" in text.split(", then ")[1] and "(epochs 2–2)" in text
+    unchanged = train(ddpm_args(data_dir, out, epochs=3, lr_schedule="cosine", resume=True))
+    assert len(unchanged["segments"]) == 3  # 2 → 3 is another horizon change
+
+
 def test_portable_args_drop_machine_paths():
     args = {"data_dir": "/data/mnist", "out": "/home/me/runs/x", "device": "cuda",
             "init_from": "/home/me/base.pt", "lr": 5e-4}

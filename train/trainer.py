@@ -192,6 +192,7 @@ def train(args: TrainArgs) -> dict:
     epochs = 1 if args.dry_run else args.epochs
     steps_per_epoch = (n_train + args.batch_size - 1) // args.batch_size
     total_steps = epochs * steps_per_epoch
+    segments = horizon_segments(resume, start_epoch, epochs)
     ckpt = resume
     for epoch in range(start_epoch, epochs):
         t0 = time.time()
@@ -236,7 +237,7 @@ def train(args: TrainArgs) -> dict:
                 "ema_updates": ema.num_updates if ema is not None else 0,
                 "optimizer": opt.state_dict(), "epoch": epoch + 1,
                 "rng": {"torch": torch.get_rng_state()}, "args": asdict(args),
-                "metrics": {"val": val}, **task.extra_checkpoint()}
+                "metrics": {"val": val}, "segments": segments, **task.extra_checkpoint()}
         if init is not None or (resume and resume.get("init_from")):
             ckpt["init_from"] = init["source"] if init is not None else resume["init_from"]
         save_checkpoint(ckpt_path, ckpt)  # checkpoint first: a crash never loses an epoch
@@ -250,6 +251,19 @@ def train(args: TrainArgs) -> dict:
         print(json.dumps({"test": ckpt["metrics"]["test"]}))
         save_checkpoint(ckpt_path, ckpt)
     return ckpt
+
+
+def horizon_segments(resume: dict | None, start_epoch: int, epochs: int) -> list[dict]:
+    """The run's pieces with their --epochs: [{"first_epoch", "epochs"}, …]. A resume that
+    changes --epochs changes the lr schedule's horizon from there on, so reproducing the run
+    needs each piece's command (export/ship.py writes them into the model card)."""
+    if resume is None:
+        return [{"first_epoch": 1, "epochs": epochs}]
+    segments = [dict(s) for s in resume.get("segments") or
+                [{"first_epoch": 1, "epochs": int(resume["args"]["epochs"])}]]
+    if segments[-1]["epochs"] != epochs:
+        segments.append({"first_epoch": start_epoch + 1, "epochs": epochs})
+    return segments
 
 
 def init_weights(model: torch.nn.Module, spec, path: str) -> dict:
