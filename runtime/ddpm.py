@@ -12,7 +12,7 @@ from . import _core
 from .checks import check_float, check_int
 from .model import Model, _batch, _check_budget, _check_n, _seed
 from .progress import Progress
-from .sampling import DEFAULT_METHOD, DEFAULT_STEPS, METHODS
+from .sampling import DEFAULT_ETA, DEFAULT_METHOD, DEFAULT_STEPS, METHODS, SOLVER_STEPS
 from .schedule import SOLVER_METHODS, ddim_timesteps, linspace_timesteps, schedule_arrays
 from .session import BoundDenoiser
 
@@ -30,14 +30,14 @@ class DDPM(Model):
 
     def timesteps(self, method: str, steps: int | None) -> np.ndarray:
         """The descending timesteps ``method`` visits: all T for ancestral/ddpm; ``steps``
-        (default T) evenly spaced from T−1 for ddim; ``steps`` (default DEFAULT_STEPS) as
+        (default T) evenly spaced from T−1 for ddim; ``steps`` (default SOLVER_STEPS) as
         diffusers' timestep_spacing="linspace" for the DPM-Solver++ methods."""
         T = self.num_timesteps
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
         steps = check_int(steps, "steps", optional=True)  # the range depends on the method
         if method in SOLVER_METHODS:
-            return linspace_timesteps(T, DEFAULT_STEPS if steps is None else steps)
+            return linspace_timesteps(T, SOLVER_STEPS if steps is None else steps)
         if method == "ddim":
             return ddim_timesteps(T, T if steps is None else steps)
         if steps not in (None, T):
@@ -46,7 +46,7 @@ class DDPM(Model):
         return np.arange(T - 1, -1, -1, dtype=np.int64)
 
     def iter_samples(self, n: int, steps: int | None = None, method: str | None = None,
-                     eta: float = 0.0, seed: int | None = None, batch_size: int = 64,
+                     eta: float | None = None, seed: int | None = None, batch_size: int = 64,
                      progress=True, clip_x0: bool = False, cancel=None):
         """sample() as a generator: yields float32 (≤ batch_size, 1, 28, 28) batches in
         [0, 1], each made when asked for, so any n runs in memory bounded by one batch. The
@@ -56,14 +56,16 @@ class DDPM(Model):
                                        clip_x0, cancel, ()))
 
     def sample(self, n: int, steps: int | None = None, method: str | None = None,
-               eta: float = 0.0, seed: int | None = None, batch_size: int = 64,
+               eta: float | None = None, seed: int | None = None, batch_size: int = 64,
                progress=True, capture=None, clip_x0: bool = False, cancel=None):
         """n digits by the reverse process, run in the C++ loop.
 
         method: "ancestral" (the course's 1000-step loop), "ddpm" (posterior variance, Ho et
         al.), "ddim" (Song et al.; ``steps`` evenly spaced, ``eta`` noise), "dpmpp-2m" or
         "sde-dpmpp-2m" (DPM-Solver++(2M), Lu et al. 2022, deterministic or stochastic, any
-        ``steps`` >= 2). None = DEFAULT_METHOD with DEFAULT_STEPS. The same seed gives the
+        ``steps`` >= 2, default SOLVER_STEPS). method=None: the measured default, DDIM with
+        DEFAULT_STEPS (100) steps and η = DEFAULT_ETA (1) unless ``steps``/``eta`` are given;
+        a named method takes η = 0 unless given. The same seed gives the
         same digits whatever ``batch_size``. capture: timesteps whose x_t to return too, as
         {t: images}; then the result is (images, captured).
 
@@ -90,9 +92,12 @@ class DDPM(Model):
     def _plan(self, n, steps, method, eta, seed, batch_size, progress, clip_x0, cancel,
               capture) -> dict:
         n, batch_size = _check_n(n), _batch(batch_size)
-        method = DEFAULT_METHOD if method is None else method
+        if method is None:  # the measured default setting; a given steps/eta overrides it
+            method = DEFAULT_METHOD
+            steps = DEFAULT_STEPS if steps is None else steps
+            eta = DEFAULT_ETA if eta is None else eta
         timesteps = self.timesteps(method, steps)
-        eta = check_float(eta, "eta", low=0.0)
+        eta = check_float(0.0 if eta is None else eta, "eta", low=0.0)
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):
             raise TypeError(f"cancel must have an is_set() method (a threading.Event), got "
                             f"{type(cancel).__name__}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sampling import DEFAULT_STEPS, METHODS
+from .sampling import METHODS, SOLVER_STEPS
 
 CONFIDENCE = 0.9
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data"  # source checkouts only
@@ -146,7 +146,7 @@ def register(sub) -> None:
                    help="DDPM reverse process (default: ancestral, the course's loop)")
     p.add_argument("--steps", type=int, default=None,
                    help="steps of ddim (default: all T), dpmpp-2m and sde-dpmpp-2m (default: "
-                   f"{DEFAULT_STEPS}); ancestral and ddpm run all T")
+                   f"{SOLVER_STEPS}); ancestral and ddpm run all T")
     p.add_argument("--eta", type=float, default=None, help="DDIM η (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=int, default=64, help="digits per denoiser call")

@@ -1,11 +1,15 @@
 """DPM-Solver++ through the runtime and the CLI on the shipped DDPM: the default sampler,
 determinism, batch-split invariance, and clear errors."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from latentforge.runtime.api import load
 from latentforge.runtime.cli import main
-from latentforge.runtime.sampling import DEFAULT_METHOD, DEFAULT_STEPS, METHODS
+from latentforge.runtime.sampling import (DEFAULT_ETA, DEFAULT_METHOD, DEFAULT_STEPS, METHODS,
+                                          SOLVER_STEPS)
 from latentforge.runtime.schedule import SOLVER_METHODS, linspace_timesteps
 
 
@@ -14,14 +18,26 @@ def ddpm():
     return load("ddpm", threads=1)
 
 
-def test_default_sampler_is_the_measured_choice(ddpm):
-    assert DEFAULT_METHOD in METHODS
+def test_default_sampler_is_the_fastest_quality_matched_setting_measured(ddpm):
+    from latentforge.runtime.sampler_table import mark_quality_matched
+
+    bench = json.loads((Path(__file__).parents[1] / "docs" / "bench_quality_1000.json")
+                       .read_text())
+    table = next(r["table"] for r in bench if r["what"] == "sampler quality")
+    best = mark_quality_matched(table)
+    assert best["n"] == 1000
+    assert (DEFAULT_METHOD, DEFAULT_STEPS, DEFAULT_ETA) == \
+        (best["method"], best["steps"], best["eta"])
     kw = dict(seed=3, progress=False, batch_size=2)
     np.testing.assert_array_equal(
-        ddpm.sample(2, **kw), ddpm.sample(2, method=DEFAULT_METHOD, steps=DEFAULT_STEPS, **kw))
-    if DEFAULT_METHOD in SOLVER_METHODS:
-        assert ddpm.timesteps(DEFAULT_METHOD, None).tolist() == \
-            linspace_timesteps(1000, DEFAULT_STEPS).tolist()
+        ddpm.sample(2, **kw),
+        ddpm.sample(2, method=DEFAULT_METHOD, steps=DEFAULT_STEPS, eta=DEFAULT_ETA, **kw))
+
+
+def test_a_named_solver_without_steps_runs_solver_steps(ddpm):
+    for method in SOLVER_METHODS:
+        assert ddpm.timesteps(method, None).tolist() == \
+            linspace_timesteps(1000, SOLVER_STEPS).tolist()
 
 
 @pytest.mark.parametrize("method", SOLVER_METHODS)
