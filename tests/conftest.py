@@ -16,7 +16,7 @@ FIXTURE_DATA = Path(__file__).parent / "data"
 def data_dir() -> Path:
     """MNIST IDX directory: $LATENTFORGE_DATA when set (CI: the full data set), else the
     2,000-image fixture. Tests pass val_size=200 and small limits so either works."""
-    return Path(os.environ.get("LATENTFORGE_DATA") or FIXTURE_DATA)
+    return Path(os.environ.get("LATENTFORGE_DATA") or FIXTURE_DATA).resolve()
 
 
 @pytest.fixture(scope="session", autouse=True)
