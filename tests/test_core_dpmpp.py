@@ -13,6 +13,7 @@ from latentforge.runtime import _core
 from latentforge.runtime.schedule import SOLVER_METHODS, linspace_timesteps, schedule_arrays
 from latentforge.train import samplers
 from latentforge.train.schedule import NoiseSchedule
+from test_core_sample import make_toy  # the same toy stand-in for the U-Net
 
 SCHEDULE = NoiseSchedule()
 SCHED = {name: getattr(SCHEDULE, name) for name in NoiseSchedule.ARRAYS}
@@ -21,21 +22,6 @@ TOL = 1e-4  # max |difference| over all pixels after the whole loop (measured: t
 DDPM_DIR = Path(__file__).parents[1] / "runtime" / "models" / "ddpm-unet"
 # diffusers' set_timesteps calls np.array() on a torch tensor, which NumPy 2 flags as deprecated.
 NP_ARRAY_COPY = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-
-
-def make_toy(schedule):
-    """Deterministic stand-in for the U-Net (as tests/test_core_sample.py): the Bayes-optimal
-    ε̂ for data x_0 ~ N(0, 0.5²) plus a nonlinearity."""
-    ac = schedule.alphas_cumprod.astype(np.float64)
-    gain = (np.sqrt(1.0 - ac) / (0.25 * ac + 1.0 - ac)).astype(np.float32)
-
-    def toy_numpy(x, t):
-        return gain[int(t[0])] * x + np.float32(0.05) * np.tanh(3 * x)
-
-    def toy_torch(x, t):
-        return float(gain[int(t[0])]) * x + 0.05 * torch.tanh(3 * x)
-
-    return toy_numpy, toy_torch
 
 
 toy_numpy, toy_torch = make_toy(SCHEDULE)
