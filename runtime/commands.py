@@ -106,18 +106,23 @@ def _save_array(path: Path, arr: np.ndarray) -> None:
     print(f"wrote {path} {arr.shape}")
 
 
+def refuse_ddpm_options(args, what: str) -> None:
+    """ValueError when --method/--steps/--eta were given for something that is not a DDPM
+    (``what`` says what it is); shared by `sample` and `quality`."""
+    given = [f for f, v in (("--method", args.method), ("--steps", args.steps),
+                            ("--eta", args.eta)) if v is not None]
+    if given:
+        raise ValueError(f"{' and '.join(given)} apply to DDPMs only; {what}")
+
+
 def _sample_batches(model, args):
-    """(batches, n): the model's sample stream for this command's options."""
+    """The model's sample stream (a generator of batches) for this command's options."""
     if model.kind == "ddpm":
         return model.iter_samples(args.n, steps=args.steps, method=args.method,
                                   eta=args.eta, seed=args.seed,
                                   batch_size=args.batch_size)
     if model.kind == "vae":
-        given = [f for f, v in (("--method", args.method), ("--steps", args.steps),
-                                ("--eta", args.eta)) if v is not None]
-        if given:
-            raise ValueError(f"{' and '.join(given)} apply to DDPMs only; {model.name} is a "
-                             f"vae (it decodes prior draws in one step)")
+        refuse_ddpm_options(args, f"{model.name} is a vae (it decodes prior draws in one step)")
         return model.iter_samples(args.n, seed=args.seed, batch_size=args.batch_size)
     _refuse_kind(model, "DDPM or VAE", "only DDPMs and VAEs sample")
 

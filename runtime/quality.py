@@ -175,15 +175,9 @@ def sample_images(model, n: int, method: str = "ancestral", steps: int | None = 
     raise ValueError(f"{model.name} is a {model.kind}: only DDPMs and VAEs sample")
 
 
-def _refuse_ddpm_options(args, what: str) -> None:
-    given = [f for f, v in (("--method", args.method), ("--steps", args.steps),
-                            ("--eta", args.eta)) if v is not None]
-    if given:
-        raise ValueError(f"{' and '.join(given)} apply to DDPMs only; {what}")
-
-
 def cmd_quality(args) -> int:
     from .api import load
+    from .commands import refuse_ddpm_options
     from .inputs import as_images
     from .outputs import atomic_output, output_path
 
@@ -197,12 +191,12 @@ def cmd_quality(args) -> int:
     test_images, _, where = load_test_set(args.data_dir, args.reference_size)
     reference = reference_stats(clf, test_images)
     if str(args.model).endswith(".npy") and Path(args.model).is_file():
-        _refuse_ddpm_options(args, f"{args.model} holds images")
+        refuse_ddpm_options(args, f"{args.model} holds images")
         images, what = as_images(args.model)[:args.n], f"{args.model}"
     else:
         model = load(args.model, providers=args.providers, threads=args.threads)
         if model.kind != "ddpm":
-            _refuse_ddpm_options(args, f"{model.name} is a {model.kind}")
+            refuse_ddpm_options(args, f"{model.name} is a {model.kind}")
         method = args.method or "ancestral"
         images = sample_images(model, args.n, method, args.steps, args.eta or 0.0, args.seed,
                                args.batch_size)
