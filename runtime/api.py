@@ -96,14 +96,16 @@ def _check_session_io(session, info: dict, path: Path) -> None:
                                      f"the manifest declares {shape}")
 
 
-def load(name_or_dir, providers="auto", threads: int | None = None, verify: bool = True):
+def load(name_or_dir, providers="auto", threads: int | None = None, verify: bool = True,
+         spinning: bool = True):
     """Load an exported model directory or a shipped model by name ("ddpm", "vae-conv", …).
 
     providers: "auto" (CUDA when onnxruntime-gpu sees a GPU, else CPU), "cpu", "cuda" or an
     explicit onnxruntime provider list. threads: intra-op threads (default: all cores).
     The manifest is checked against its schema and every graph path confined to the
     directory before any graph file is opened; the sha256 of every graph is checked against
-    the manifest unless ``verify=False``.
+    the manifest unless ``verify=False``. ``spinning=False`` lets idle onnxruntime threads
+    sleep instead of spin (for processes sharing cores, e.g. Ray actors).
     """
     threads = check_int(threads, "threads", low=0, high=1024, optional=True)  # 0: all cores
     directory = resolve(name_or_dir)
@@ -115,7 +117,7 @@ def load(name_or_dir, providers="auto", threads: int | None = None, verify: bool
     for role, path in paths.items():
         if verify:
             check_file(path, manifest["graphs"][role]["sha256"])
-        sessions[role] = make_session(path, providers, threads)
+        sessions[role] = make_session(path, providers, threads, spinning)
         _check_session_io(sessions[role], manifest["graphs"][role], path)
     return KINDS[manifest["kind"]](directory, manifest, sessions)
 
@@ -189,16 +191,20 @@ class VAE(_Latent):
         z = mu if seed is None else self.reparameterize(mu, logvar, seed=seed)
         return self.decode(z, batch_size)
 
-    def iter_samples(self, n: int, seed: int | None = None, batch_size: int = 256):
+    def iter_samples(self, n: int, seed: int | None = None, batch_size: int = 256,
+                     offset: int = 0):
         """Like sample(), as a generator of (≤ batch_size, 1, 28, 28) batches: any n in
-        bounded memory; the batches joined equal sample(n, seed) bitwise."""
+        bounded memory; the batches joined equal sample(n, seed) bitwise. ``offset`` starts
+        at digit ``offset`` of the seed's stream (``sample(offset + n, seed)[offset:]``)."""
         n, batch_size = _check_n(n), _batch(batch_size)
+        offset = check_int(offset, "offset", low=0)
         seed = self.last_seed = _seed(seed)
-        return self._iter(n, seed, batch_size)
+        return self._iter(n, seed, batch_size, offset)
 
-    def _iter(self, n: int, seed: int, batch_size: int):
-        for start in range(0, n, batch_size):
-            zeros = np.zeros((min(batch_size, n - start), self.latent_dim), dtype=np.float32)
+    def _iter(self, n: int, seed: int, batch_size: int, offset: int = 0):
+        for start in range(offset, offset + n, batch_size):
+            zeros = np.zeros((min(batch_size, offset + n - start), self.latent_dim),
+                             dtype=np.float32)
             z = _core.reparameterize(zeros, zeros, seed=seed, offset=start * self.latent_dim)
             yield self.decode(z, batch_size)
 

@@ -47,13 +47,16 @@ class DDPM(Model):
 
     def iter_samples(self, n: int, steps: int | None = None, method: str | None = None,
                      eta: float | None = None, seed: int | None = None, batch_size: int = 64,
-                     progress=True, clip_x0: bool = False, cancel=None):
+                     progress=True, clip_x0: bool = False, cancel=None, offset: int = 0):
         """sample() as a generator: yields float32 (≤ batch_size, 1, 28, 28) batches in
         [0, 1], each made when asked for, so any n runs in memory bounded by one batch. The
         batches joined are bitwise equal to ``sample(n, …)`` with the same arguments.
+        ``offset`` starts at digit ``offset`` of the seed's stream: the digits are those of
+        ``sample(offset + n, …)[offset:]`` (how a sample is split across processes).
         Arguments are checked (and ``last_seed`` set) at this call, before the first batch."""
-        return self._chunks(self._plan(n, steps, method, eta, seed, batch_size, progress,
-                                       clip_x0, cancel, ()))
+        offset = check_int(offset, "offset", low=0)
+        plan = self._plan(n, steps, method, eta, seed, batch_size, progress, clip_x0, cancel, ())
+        return self._chunks({**plan, "offset": offset})
 
     def sample(self, n: int, steps: int | None = None, method: str | None = None,
                eta: float | None = None, seed: int | None = None, batch_size: int = 64,
@@ -107,7 +110,7 @@ class DDPM(Model):
         seed = self.last_seed = _seed(seed)
         return dict(n=n, batch_size=batch_size, method=method, timesteps=timesteps, eta=eta,
                     seed=seed, progress=progress, clip_x0=bool(clip_x0), cancel=cancel,
-                    capture=list(capture))
+                    capture=list(capture), offset=0)
 
     def _chunks(self, plan: dict, with_captures: bool = False):
         """Lazily, per chunk: (start, images, {t: images}) or just images."""
@@ -121,7 +124,8 @@ class DDPM(Model):
                 report = _step_report(bar, user, plan["cancel"], i * steps, total)
                 res = _core.sample(denoiser, self.schedule, plan["method"], timesteps,
                                    seed=plan["seed"], n=min(size, n - start), eta=plan["eta"],
-                                   clip_x0=plan["clip_x0"], sample_offset=start,
+                                   clip_x0=plan["clip_x0"],
+                                   sample_offset=plan["offset"] + start,
                                    capture=plan["capture"], progress=report, progress_every=1)
                 x0, cap = res if plan["capture"] else (res, {})
                 if with_captures:

@@ -29,19 +29,24 @@ def resolve_providers(providers="auto") -> list[str]:
     return chosen
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
+def session_options(threads: int | None = None, spinning: bool = True) -> ort.SessionOptions:
+    """spinning=False: idle intra-op threads sleep instead of busy-waiting (onnxruntime's
+    default spins), for processes that share the cores with others (Ray actors)."""
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = int(threads) if threads else (os.cpu_count() or 1)
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3  # errors only: CUDA fallback warnings are reported by us
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
-def make_session(path, providers="auto", threads: int | None = None) -> ort.InferenceSession:
+def make_session(path, providers="auto", threads: int | None = None,
+                 spinning: bool = True) -> ort.InferenceSession:
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(threads),
+        return ort.InferenceSession(str(path), sess_options=session_options(threads, spinning),
                                     providers=resolve_providers(providers))
     except ValueError:
         raise
