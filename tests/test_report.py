@@ -15,7 +15,7 @@ from latentforge.runtime import api
 from latentforge.runtime.cli import main
 from latentforge.train.registry import all_specs, build_model, make_config
 from latentforge.train.report import ReportConfig, build_report
-from latentforge.train.report_sweeps import BETAS, LATENTS
+from latentforge.train.report.sweeps import BETAS, LATENTS
 from latentforge.train.schedule import ScheduleConfig
 
 TITLES = ("## Headline numbers", "## 1. Models", "## 2. Reconstructions", "## 3. Samples",

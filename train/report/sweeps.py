@@ -1,7 +1,7 @@
 """Report section 6: the β sweep and the latent-size sweep of vae-conv.
 
 Each run trains with the shared trainer (``--quick``: 1 epoch on a 6,000-image subset at
-batch 32; full: 5 epochs on the 50k training split at batch 128, see report.QUICK/FULL) under
+batch 32; full: 5 epochs on the 50k training split at batch 128, see config.QUICK/FULL) under
 DIR/runs/<subset>/, and a finished run is reused when the report is generated again
 (``--resume`` semantics). Scores: the trainer's test metrics (reconstruction BCE/MSE
 and KL with decode(μ) on the first ``sweep_limit`` test images, or all 10,000), and the
@@ -15,8 +15,8 @@ import numpy as np
 
 from latentforge.runtime.quality import score
 
-from . import report_figures as figs
-from .report import md_table
+from . import figures as figs
+from .markdown import md_table
 
 BETAS = (0.2, 0.5, 1.0, 2.0, 5.0)  # at latent size BASE_LATENT
 LATENTS = (2, 5, 10, 20, 50, 100)  # at β = BASE_BETA
@@ -27,7 +27,7 @@ MODEL = "vae-conv"
 def train_seconds(run_dir: Path, epochs: int) -> float:
     """Training time of a run as its metrics.jsonl records it (per-epoch time_s summed), so a
     reused run still reports what it cost."""
-    from .trainer import read_history
+    from latentforge.train.trainer import read_history
 
     rows = read_history(run_dir / "metrics.jsonl", epochs)
     return float(sum(r["time_s"] for r in rows)) if rows else float("nan")
@@ -35,8 +35,8 @@ def train_seconds(run_dir: Path, epochs: int) -> float:
 
 def train_run(ctx, beta: float, latent: int):
     """(model in eval mode, checkpoint, run directory) of one sweep run, trained or reused."""
-    from .registry import model_from_checkpoint
-    from .trainer import TrainArgs, train
+    from latentforge.train.registry import model_from_checkpoint
+    from latentforge.train.trainer import TrainArgs, train
 
     cfg = ctx.cfg
     subset = (f"limit{cfg.sweep_limit}" if cfg.sweep_limit else "all") + \
