@@ -207,7 +207,8 @@ def _register_bench(sub) -> None:
                        help="PyTorch eager vs the runtime on the same weights (needs torch)",
                        description="U-Net step at batch 1/16/64, 64 digits by the course's eager "
                        "1000-step loop vs the runtime's ancestral-1000 and DDIM-50, encoder "
-                       "throughput at batch 256; times, speed-ups and GFLOP/s.")
+                       "throughput at batch 256 (float and uint8 input), load time; times, "
+                       "speed-ups, GFLOP/s and the share of a measured SGEMM rate.")
     p.add_argument("--ddpm", default="ddpm", help="shipped DDPM name or exported directory")
     p.add_argument("--vae", default="vae-conv", help="shipped VAE name or exported directory")
     p.add_argument("--threads", type=int, default=None, help="threads for both (all cores)")
