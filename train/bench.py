@@ -124,7 +124,7 @@ def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
         o = best_of(lambda: den(x, t))
         report(f"U-Net step, batch {b}", e, o, conv_linear_flops(unet, xt, tt))
         rows[-1]["sgemm_share"] = rows[-1]["runtime_gflops"] / sgemm
-        print(f"{'':<34} runtime at {100 * rows[-1]['sgemm_share']:.0f}% of SGEMM")
+        print(f"{'':<38} runtime at {100 * rows[-1]['sgemm_share']:.0f}% of SGEMM")
 
     steps = 100 if quick else loop_steps
     sched = NoiseSchedule(ScheduleConfig(**{k: v for k, v in rt.manifest["schedule"]["config"]
