@@ -31,7 +31,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int_tuple, default=None,
                    help="dense encoder widths, e.g. 512,256 (ae-dense2, vae-dense; mirrored)")
     p.add_argument("--channels", type=int_tuple, default=None,
-                   help="conv widths, e.g. 32,64,128 (ae-conv: 2, vae-conv/ddpm-unet: 3)")
+                   help="conv widths, e.g. 32,64,128 (ae-conv: 2, vae-conv: 2 to 5, "
+                   "ddpm-unet: 3)")
 
 
 def register(sub) -> None:

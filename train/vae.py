@@ -4,7 +4,10 @@
                1,071,130 params at dz=5
     vae-conv   conv 32 (4,s2,p1) → 64 (4,s2,p1) → 128 (3) → 3200 → (μ, log σ²);
                fc → 128x5x5 → ConvT 64 (3) → 32 (4,s2,p1) → 1 (4,s2,p1) sigmoid
-               313,557 params at dz=10
+               313,557 params at dz=10 (the default channels (32, 64, 128)). Other widths:
+               the first two convs halve 28 → 14 → 7, each further one is a 3x3 valid conv
+               (7 → 5 → 3 → 1), the decoder mirrors them; e.g. channels (32, 64) or
+               (16, 32, 64), the course's other encoders.
 
 API (the ONNX export relies on it): encode(x) → (μ, log σ²) each (B, dz),
 reparameterize(μ, log σ²) → z, decode(z) → x̂ (B, 1, 28, 28), forward(x) → (x̂, μ, log σ²).
@@ -68,27 +71,34 @@ class DenseVAE(VAE):
 @dataclass
 class ConvVAEConfig:
     latent_dim: int = 10
-    channels: tuple[int, int, int] = (32, 64, 128)
+    channels: tuple[int, ...] = (32, 64, 128)  # encoder widths, 2 to 5; the decoder mirrors
 
 
 class ConvVAE(VAE):
     def __init__(self, config: ConvVAEConfig = ConvVAEConfig()):
         super().__init__()
         self.config = config
-        c1, c2, c3 = config.channels
-        dz, flat = config.latent_dim, c3 * 5 * 5
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # (B, c2, 7, 7)
-            nn.Conv2d(c2, c3, 3), nn.ReLU(),  # (B, c3, 5, 5)
-            nn.Flatten())  # (B, 3200)
+        ch, dz = list(config.channels), config.latent_dim
+        if not 2 <= len(ch) <= 5 or min(ch) < 1:
+            raise ValueError(f"vae-conv takes 2 to 5 positive channel widths (two stride-2 "
+                             f"convs, then 3x3 ones down to 1x1), got {config.channels}")
+        side = 7 - 2 * (len(ch) - 2)  # 7, 5, 3 or 1
+        flat = ch[-1] * side * side  # 3200 for (32, 64, 128)
+        deep = list(zip(ch[1:], ch[2:]))  # the 3x3 valid convs after the two stride-2 ones
+        enc = [nn.Conv2d(1, ch[0], 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
+               nn.Conv2d(ch[0], ch[1], 4, stride=2, padding=1), nn.ReLU()]  # (B, c2, 7, 7)
+        for a, b in deep:
+            enc += [nn.Conv2d(a, b, 3), nn.ReLU()]  # side − 2 each: (B, c3, 5, 5), …
+        self.encoder = nn.Sequential(*enc, nn.Flatten())  # (B, flat)
         self.fc_mu = nn.Linear(flat, dz)
         self.fc_logvar = nn.Linear(flat, dz)
+        dec = [nn.Linear(dz, flat), nn.ReLU(), nn.Unflatten(1, (ch[-1], side, side))]
+        for a, b in reversed(deep):
+            dec += [nn.ConvTranspose2d(b, a, 3), nn.ReLU()]  # side + 2 each, back to 7
         self.decoder = nn.Sequential(
-            nn.Linear(dz, flat), nn.ReLU(), nn.Unflatten(1, (c3, 5, 5)),
-            nn.ConvTranspose2d(c3, c2, 3), nn.ReLU(),  # (B, c2, 7, 7)
-            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1), nn.Sigmoid())  # (B, 1, 28, 28)
+            *dec,
+            nn.ConvTranspose2d(ch[1], ch[0], 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
+            nn.ConvTranspose2d(ch[0], 1, 4, stride=2, padding=1), nn.Sigmoid())  # (B, 1, 28, 28)
 
 
 def _specs():
