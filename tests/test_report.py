@@ -1,6 +1,7 @@
 """`latentforge report --quick` on tiny random-init exports and the fixture-sized data: every
 section is written, every figure exists, is a non-empty PNG and is linked from report.md,
-and report.json holds the numbers of the tables."""
+and report.json holds the numbers of the tables (the architecture sweeps' conclusion logic
+itself is tested in test_architectures.py)."""
 import json
 import re
 from dataclasses import asdict
@@ -15,12 +16,16 @@ from latentforge.runtime import api
 from latentforge.runtime.cli import main
 from latentforge.train.registry import all_specs, build_model, make_config
 from latentforge.train.report import ReportConfig, build_report
+from latentforge.train.report.architectures import FAMILIES
+from latentforge.train.report.conclusions import VERDICTS
+from latentforge.train.report.config import QUICK
 from latentforge.train.report.sweeps import BETAS, LATENTS
 from latentforge.train.schedule import ScheduleConfig
 
 TITLES = ("## Headline numbers", "## 1. Models", "## 2. Reconstructions", "## 3. Samples",
           "## 4. Latent spaces", "## 5. Successive reconstructions",
-          "## 6. β and latent-size sweeps", "## 7. DDPM forward and reverse", "## Timings")
+          "## 6. β and latent-size sweeps", "## 7. DDPM forward and reverse",
+          "## 8. Architecture sweeps", "## Timings")
 
 
 def export_random(name, out, **config):
@@ -70,6 +75,7 @@ def test_quick_report_has_every_section_and_its_figures_resolve(report):
     expected = {"reconstructions", "denoise_dae-conv", "samples", "class_histograms",
                 "latent_scatter", "iterate_norms", "sweep_curves", "sweep_beta", "sweep_latent",
                 "ddpm_forward", "ddpm_reverse", *(f"interpolation_{m}" for m in latent),
+                *(f"arch_{kind}_{family}" for kind in ("curves", "best") for family in FAMILIES),
                 *(f"iterates_{m}" for m in latent)}
     assert {f"figures/{name}.png" for name in expected} == set(links)
     for link in links:
@@ -109,6 +115,33 @@ def test_quick_report_tables_hold_the_scores(report, models):
     assert "ancestral sampling (1000 steps) skipped" in text
 
 
+def test_quick_report_architecture_sweeps_hold_every_cell_and_reuse_the_latent_sweep(report):
+    arch = json.loads((report / "report.json").read_text())["architectures"]
+    latents = list(QUICK["arch_latents"])
+    assert arch["latents"] == latents
+    for family, archs in FAMILIES.items():
+        cells = arch["cells"][family]
+        assert [(c["architecture"], c["latent"]) for c in cells] == \
+            [(a, k) for a, _ in archs for k in latents]
+        for c in cells:
+            assert c["epochs"] == 1 and c["train_s"] > 0 and c["parameters"] > 0
+            assert all(np.isfinite(c[k]) for k in ("bce", "kl", "mse", "fd", "confident"))
+        assert set(arch["best"][family]) == {a for a, _ in archs}
+    by = {(c["architecture"], c["latent"]): c["parameters"] for c in arch["cells"]["vae-conv"]}
+    assert by[("1→32→64→128", 10)] == 313_557  # the course's conv choice
+    assert [c["verdict"] for c in arch["conclusions"]][1] == "not tested"  # no d_z ≥ 50
+    assert all(c["verdict"] in VERDICTS for c in arch["conclusions"])
+    runs = {p.name for p in (report / "runs" / "limit150-batch32").iterdir()}
+    assert {"vae-conv-beta1-z10", "vae-dense-beta1-z2-h1024-512",
+            "vae-conv-beta1-z2-c16-32-64"} <= runs
+    assert not any(r.endswith("-c32-64-128") or r.endswith("-h512-256") for r in runs)
+    text = (report / "report.md").read_text()
+    section = text[text.index("## 8. Architecture sweeps"):text.index("## Timings")]
+    for c in arch["conclusions"]:
+        assert f"— **{c['verdict']}**. {c['text']}" in section
+    assert "--sections architectures" in section and "best cell (lowest FD)" in text
+
+
 def test_partial_report_updates_its_sections_and_keeps_the_others(report, models, data_dir,
                                                                   tmp_path):
     import shutil
@@ -126,6 +159,7 @@ def test_partial_report_updates_its_sections_and_keeps_the_others(report, models
     after = json.loads((out / "report.json").read_text())
     assert "ae-dense1" in before["models"] and "ae-dense1" not in after["models"]  # regenerated
     assert after["sweeps"] == before["sweeps"] and after["samples"] == before["samples"]
+    assert after["architectures"] == before["architectures"]
     assert "kept from the previous run in this directory: reconstructions, samples" in text
 
 

@@ -151,7 +151,8 @@ def _register_report(sub) -> None:
                        description="Write DIR/report.md, DIR/figures/*.png and DIR/report.json: "
                        "model table, reconstructions and denoising, scored samples (classifier "
                        "FD), latent spaces, successive reconstructions, the vae-conv β and "
-                       "latent-size sweeps, DDPM forward/reverse strips. Unset sizes come from "
+                       "latent-size sweeps, DDPM forward/reverse strips, the dense and conv VAE "
+                       "architecture sweeps. Unset sizes come from "
                        "the --quick or full preset (latentforge.train.report QUICK / FULL).")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory")
     p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
@@ -181,9 +182,12 @@ def _register_report(sub) -> None:
                            ("--max-steps", "cap on DDPM reverse steps (ancestral is skipped "
                             "when T exceeds it)")):
         p.add_argument(flag, type=int, default=None, help=f"{helptext} (default: preset)")
+    p.add_argument("--arch-latents", type=int_tuple, default=None, metavar="K,K,...",
+                   help="latent sizes of the architecture sweeps (default: preset; full "
+                   "2,5,10,20,50,100, quick 2,10)")
     p.add_argument("--sections", nargs="+", default=None, metavar="SECTION",
                    help="only these: models reconstructions samples latent iterates sweeps "
-                   "ddpm (default: all)")
+                   "ddpm architectures (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of samples, noise and sweeps")
     p.add_argument("--threads", type=int, default=None,
                    help="onnxruntime, torch and OpenMP threads (default: 1 with --quick, else "

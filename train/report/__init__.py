@@ -19,7 +19,9 @@ One module per job; a section never imports the builder:
     models.py           section 1   reconstructions.py  section 2
     samples.py          section 3   latent.py           section 4
     iterates.py         section 5   sweeps.py           section 6
-    ddpm_strips.py      section 7
+    ddpm_strips.py      section 7   architectures.py    section 8
+    sweep_runs.py       one sweep cell trained (or reused) and scored: sections 6 and 8
+    conclusions.py      the course's architecture conclusions checked against section 8
     builder.py          build_report: runs the sections, writes report.md / report.json
 """
 from .builder import build_report

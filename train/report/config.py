@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 # onnxruntime's and OpenMP's thread pools oversubscribe the cores (measured on 2 busy cores:
 # a 1-epoch sweep run 25 s → 5 s, t-SNE of 500 points 34 s → 1.6 s, U-Net 3.2 → 2.1 ms per
 # image and step). None = every library's default (all cores).
+# arch_latents: the latent sizes d_z at which section 8 trains every architecture.
 QUICK = dict(n_test=1000, reference_size=2000, n_samples=200, n_ancestral=24, tsne_points=500,
              sweep_epochs=1, sweep_limit=6000, sweep_val_size=500, sweep_batch_size=32,
-             threads=1)
+             threads=1, arch_latents=(2, 10))
 FULL = dict(n_test=10_000, reference_size=10_000, n_samples=1000, n_ancestral=1000,
             tsne_points=2000, sweep_epochs=5, sweep_limit=None, sweep_val_size=10_000,
-            sweep_batch_size=128, threads=None)
-SECTIONS = ("models", "reconstructions", "samples", "latent", "iterates", "sweeps", "ddpm")
+            sweep_batch_size=128, threads=None, arch_latents=(2, 5, 10, 20, 50, 100))
+SECTIONS = ("models", "reconstructions", "samples", "latent", "iterates", "sweeps", "ddpm",
+            "architectures")
 
 
 @dataclass
@@ -37,6 +39,7 @@ class ReportConfig:
     sweep_limit: int | None = None
     sweep_val_size: int | None = None
     sweep_batch_size: int | None = None
+    arch_latents: tuple[int, ...] | None = None  # d_z of the architecture sweeps
     max_steps: int | None = None  # cap on DDPM reverse steps (tests); ancestral needs all T
     sections: list[str] = field(default_factory=lambda: list(SECTIONS))
     seed: int = 0
@@ -54,4 +57,7 @@ class ReportConfig:
         for name in ("n_samples", "n_ancestral", "reference_size", "n_test"):
             if getattr(cfg, name) < 2:  # a covariance needs two samples
                 raise ValueError(f"{name} must be >= 2, got {getattr(cfg, name)}")
+        if not cfg.arch_latents or min(cfg.arch_latents) < 1:
+            raise ValueError(f"arch_latents must be positive latent sizes, got "
+                             f"{cfg.arch_latents}")
         return cfg

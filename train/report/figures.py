@@ -166,3 +166,28 @@ def strip(images: np.ndarray, col_labels: list[str], path, title: str = "",
     if title:
         ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def architecture_curves(family: str, lines: list[tuple[str, list[dict]]], path) -> Path:
+    """One panel per metric (test MSE, BCE + KL, classifier FD of prior samples, parameters)
+    against the latent size d_z (log x): [(architecture, cells sorted by "latent")]."""
+    plt = _plt()
+    panels = (("mse", "test MSE per pixel"), ("neg_elbo_mu", "test BCE + KL per image"),
+              ("fd", "classifier FD of prior samples"), ("parameters", "parameters"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.6),
+                             layout="constrained")
+    latents = sorted({c["latent"] for _, cells in lines for c in cells})
+    for ax, (key, name) in zip(axes, panels):
+        for label, cells in lines:
+            ax.plot([c["latent"] for c in cells], [c[key] for c in cells], "o-", label=label)
+        ax.set_xscale("log")
+        ax.set_xticks(latents, [str(k) for k in latents])
+        ax.minorticks_off()
+        if key == "parameters":
+            ax.set_yscale("log")  # its own minor ticks: labelled when the span is < 1 decade
+        ax.set_xlabel("latent size $d_z$")
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{family}: architectures against latent size", fontsize=10)
+    return _save(fig, path)
