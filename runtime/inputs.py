@@ -33,15 +33,27 @@ def _load_path(p) -> np.ndarray:
             return as_images(arr)
         except (TypeError, ValueError) as e:
             raise type(e)(f"{path}: {e}") from e
+    return _decode(path, str(path))
+
+
+def image_from_bytes(data: bytes, what: str = "image") -> np.ndarray:
+    """The bytes of an image file (PNG, JPEG, …) → (1, 1, 28, 28), by the same rules as a
+    path; ``what`` names it in errors (a corpus reader passes the file's path)."""
+    import io
+
+    return _decode(io.BytesIO(data), what)
+
+
+def _decode(source, what: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return _from_pil(im, str(path))
+        with Image.open(source) as im:
+            return _from_pil(im, what)
     except UnidentifiedImageError as e:
-        raise ValueError(f"{path} is not an image file pillow can read") from e
+        raise ValueError(f"{what} is not an image file pillow can read") from e
     except (OSError, SyntaxError) as e:  # truncated or corrupt image data
-        raise ValueError(f"{path} is a damaged image file ({e})") from e
+        raise ValueError(f"{what} is a damaged image file ({e})") from e
 
 
 # pillow modes with more than 8 bits per pixel: their samples' full range
