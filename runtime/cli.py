@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     from latentforge.runtime import quality
     quality.register(sub)
+    from latentforge.runtime.distributed import commands as distributed_cli
+    distributed_cli.register(sub)  # imports ray only when its commands run
     return parser
 
 
