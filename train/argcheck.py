@@ -29,6 +29,10 @@ def check_numbers(args) -> None:
     for name in ("lr", "beta", "noise_level", "min_lr", "grad_clip", "ema_decay"):
         if getattr(args, name) is not None:
             check_float(getattr(args, name), _flag(name), low=0.0)
+    if args.exclude_digits:
+        from .data import check_digits
+
+        check_digits(args.exclude_digits)
     if args.ema_decay is not None and args.ema_decay >= 1:
         raise ValueError(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
 

@@ -21,6 +21,20 @@ def int_tuple(text: str) -> tuple[int, ...]:
     return values
 
 
+def digit_tuple(text: str) -> tuple[int, ...]:
+    """"7" or "3,7" → (3, 7): distinct digits 0–9, not all ten."""
+    from .data import check_digits
+
+    try:
+        digits = check_digits(int(v) for v in text.split(",") if v.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected digits 0-9 like 7 or 3,7, got {text!r} "
+                                         f"({e})") from None
+    if not digits:
+        raise argparse.ArgumentTypeError(f"expected digits 0-9 like 7 or 3,7, got {text!r}")
+    return digits
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """Config flags shared by `train` and `summary` (None = the model's default)."""
     p.add_argument("model", choices=model_names(), help="model name")
@@ -64,6 +78,9 @@ def register(sub) -> None:
     p.add_argument("--val-size", type=int, default=10_000,
                    help="validation images held out from the 60k training set")
     p.add_argument("--limit", type=int, default=None, help="cap every split (quick runs)")
+    p.add_argument("--exclude-digits", type=digit_tuple, default=None, metavar="D[,D...]",
+                   help="remove these classes from train and validation (e.g. 7: a "
+                   "leave-one-digit-out anomaly detector); the test set keeps them")
     p.add_argument("--ema-decay", type=float, default=0.999, help="DDPM: EMA decay (0 = off)")
     p.add_argument("--num-timesteps", type=int, default=1000, help="DDPM: T")
     p.add_argument("--beta-start", type=float, default=1e-4, help="DDPM: β_1")

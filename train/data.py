@@ -125,10 +125,14 @@ class Split:
 
 
 def load_splits(data_dir=None, val_size: int = 10_000, seed: int = 0,
-                limit: int | None = None) -> dict[str, Split]:
+                limit: int | None = None,
+                exclude_digits: tuple[int, ...] | None = None) -> dict[str, Split]:
     """train / val (held out from the 60k with ``seed``) / test (the official 10k).
 
-    ``limit`` caps every split (for dry runs and quick tests).
+    ``exclude_digits`` removes those classes from train and val (not from test: the held-out
+    class is what an anomaly detector is scored on); the split of the other images is the
+    same as without it. ``limit`` caps every split (for dry runs and quick tests), after the
+    exclusion.
     """
     m = load_mnist(data_dir)
     n = len(m.train_images)
@@ -141,9 +145,25 @@ def load_splits(data_dir=None, val_size: int = 10_000, seed: int = 0,
         "val": Split(m.train_images[val_idx], m.train_labels[val_idx]),
         "test": Split(m.test_images, m.test_labels),
     }
+    if exclude_digits:
+        drop = np.asarray(check_digits(exclude_digits, "exclude_digits"), dtype=np.uint8)
+        for k in ("train", "val"):
+            keep = ~np.isin(splits[k].labels, drop)
+            splits[k] = Split(splits[k].images[keep], splits[k].labels[keep])
     if limit is not None:
         splits = {k: Split(s.images[:limit], s.labels[:limit]) for k, s in splits.items()}
     return splits
+
+
+def check_digits(digits, what: str = "--exclude-digits") -> tuple[int, ...]:
+    """Distinct class labels 0–9, not all ten, as a sorted tuple; else ValueError."""
+    values = tuple(int(d) for d in digits)
+    bad = [d for d in values if not 0 <= d <= 9]
+    if bad:
+        raise ValueError(f"{what} takes digits 0-9, got {bad[0]}")
+    if len(set(values)) == 10:
+        raise ValueError(f"{what} would remove every class; leave at least one digit")
+    return tuple(sorted(set(values)))
 
 
 # ---------------------------------------------------------------- scaling and input noise

@@ -70,6 +70,7 @@ class TrainArgs:
     min_lr: float | None = None  # cosine: the final learning rate
     grad_clip: float | None = None  # max global gradient norm (0 = off)
     init_from: str | None = None  # weights (and EMA weights) from this checkpoint
+    exclude_digits: tuple[int, ...] | None = None  # classes removed from train/val (anomaly)
     overwrite: bool = False  # a new run may replace the one in OUT (else --resume it)
 
     def resolved(self) -> "TrainArgs":
@@ -180,12 +181,14 @@ def train(args: TrainArgs) -> dict:
 
     limit = 2 * args.batch_size if args.dry_run else args.limit
     val_size = min(args.val_size, args.batch_size) if args.dry_run else args.val_size
-    splits = load_splits(args.data_dir, val_size=val_size, seed=args.seed, limit=limit)
+    splits = load_splits(args.data_dir, val_size=val_size, seed=args.seed, limit=limit,
+                         exclude_digits=args.exclude_digits)
     xs = {k: torch.from_numpy(to_float(s.images, spec.scaling)) for k, s in splits.items()}
     ys = {k: torch.from_numpy(s.labels.astype(np.int64)) for k, s in splits.items()}
     n_train = len(xs["train"])
     print(f"{spec.name}: {count_parameters(model):,} parameters, {n_train} train / "
-          f"{len(xs['val'])} val images, device {device}")
+          f"{len(xs['val'])} val images, device {device}" +
+          (f"; digits {args.exclude_digits} excluded" if args.exclude_digits else ""))
 
     metrics_path = out / "metrics.jsonl"
     history = read_history(metrics_path, start_epoch) if not args.dry_run else []
