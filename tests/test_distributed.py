@@ -161,7 +161,7 @@ def test_runtime_imports_and_commands_explain_without_ray(tmp_path):
     assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob("*.npy"))
 
 
-@pytest.mark.slow  # three more Ray jobs (~25 s on 2 busy cores): the default run keeps ~60 s
+@pytest.mark.slow  # three more Ray jobs (~25-40 s on 2 busy cores): the default run keeps ~60 s
 def test_idx_npy_and_parquet_inputs_embed_like_one_process(ray_local, data_dir, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -200,3 +200,11 @@ def test_idx_npy_and_parquet_inputs_embed_like_one_process(ray_local, data_dir, 
     table = pq.read_table(tmp_path / "pq.parquet")
     assert table["id"].to_pylist() == [f"d{i}" for i in range(200)]
     assert np.abs(_column(table, "embedding") - ref[:200]).max() <= 1e-6
+
+
+def test_an_address_where_nothing_listens_fails_at_once():
+    from latentforge.runtime.distributed.cluster import _check_reachable
+
+    with pytest.raises(ValueError, match="cannot join the Ray cluster at 127.0.0.1:1"):
+        _check_reachable("127.0.0.1:1")
+    _check_reachable("auto")  # left to Ray

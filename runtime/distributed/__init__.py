@@ -4,7 +4,7 @@ actors), each identical to the same work done in one process.
 
     from latentforge.runtime.distributed import embed_dataset, sample_dataset
     embed_dataset("vae-conv", "digits/", "emb.parquet")      # local Ray on this machine
-    sample_dataset("ddpm", 10_000, "digits.parquet", seed=0, address="ray://head:10001")
+    sample_dataset("ddpm", 10_000, "digits.parquet", seed=0, address="auto")  # a cluster
 
 Importing this package does not import ray; calling a job without it raises RayMissing
 (an ImportError) naming the extra to install.

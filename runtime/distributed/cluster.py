@@ -48,7 +48,11 @@ def ray_session(address: str | None = None):
         os.environ["RAY_BACKEND_LOG_LEVEL"] = saved or "fatal"
         try:
             if address:
-                ray.init(address=address, **quiet)
+                _check_reachable(address)
+                try:
+                    ray.init(address=address, **quiet)
+                except ConnectionError as e:  # a wrong --address / RAY_ADDRESS: exit 2
+                    raise ValueError(f"cannot join the Ray cluster at {address}: {e}") from e
             else:
                 ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **quiet)
         finally:
@@ -62,6 +66,21 @@ def ray_session(address: str | None = None):
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A HOST:PORT address where nothing listens fails now, with a clear message (Ray itself
+    retries for minutes); "auto" and ray:// addresses are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"cannot join the Ray cluster at {address}: nothing answers there "
+                         f"({e}); check --address / RAY_ADDRESS") from e
 
 
 def configure(ds):

@@ -8,7 +8,7 @@ from ..helpformat import HelpFormatter
 from ..sampling import DEFAULT_ETA, DEFAULT_METHOD, DEFAULT_STEPS, METHODS, SOLVER_STEPS
 
 EXIT_USAGE = 2
-CLUSTER_HELP = ("join this Ray cluster (ray://HOST:10001, HOST:6379 or auto; default "
+CLUSTER_HELP = ("join this Ray cluster (HEAD:6379, or auto on one of its nodes; default "
                 "$RAY_ADDRESS, else a local Ray on this machine's cores)")
 
 
@@ -112,11 +112,13 @@ def cmd_embed_dataset(args) -> int:
 
 
 def cmd_sample_dataset(args) -> int:
+    from ..checks import check_int
     from ..model import _seed
     from ..outputs import output_path
     from .sample import sample_dataset
 
     out = output_path(args.out, (".parquet", ".npy"), "samples.parquet")
+    check_int(args.n, "n", low=1)  # before the seed line, like the seed itself
     seed = _seed(args.seed)
 
     def run() -> int:
