@@ -67,8 +67,8 @@ class Embedder:
             rows["logvar"] = logvar
         if self.root is not None:
             rows["path"] = np.array(names, dtype=object)
-        elif self.key_column is not None:
-            rows["id"] = batch[self.key_column]
+        elif self.key_column is not None:  # a Parquet input's own id or path column
+            rows[self.key_column] = batch[self.key_column]
         return rows
 
 
