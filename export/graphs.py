@@ -2,7 +2,8 @@
 
 A graph is one method of the trained module, with named inputs and outputs. Input names say
 what an example or test input looks like ("x": an image batch in the model's scaling, "z": a
-latent batch, "t": float32 timesteps), so export and `verify` need no per-kind code.
+latent batch, "t": float32 timesteps, "y": float32 one-hot class labels (B, num_classes) of a
+conditional model), so export and `verify` need no per-kind code.
 Output shapes are not listed: they are read off the PyTorch module's outputs.
 """
 from __future__ import annotations
@@ -26,13 +27,15 @@ class GraphSpec:
         return f"{self.role}.onnx"
 
 
-INPUT_NAMES = ("x", "z", "t")
+INPUT_NAMES = ("x", "z", "t", "y")
 
 GRAPHS: dict[str, tuple[GraphSpec, ...]] = {
     "ae": (GraphSpec("encoder", "encode", ("x",), ("z",), 1e-5),
            GraphSpec("decoder", "decode", ("z",), ("x_hat",), 1e-5)),
     "vae": (GraphSpec("encoder", "encode", ("x",), ("mu", "logvar"), 1e-5),
             GraphSpec("decoder", "decode", ("z",), ("x_hat",), 1e-5)),
+    "cvae": (GraphSpec("encoder", "encode", ("x", "y"), ("mu", "logvar"), 1e-5),
+             GraphSpec("decoder", "decode", ("z", "y"), ("x_hat",), 1e-5)),
     "ddpm": (GraphSpec("unet", "forward", ("x", "t"), ("eps",), 1e-4),),
     "classifier": (GraphSpec("classifier", "forward", ("x",), ("logits", "features"), 1e-4),),
 }
@@ -46,7 +49,7 @@ def graphs_for(kind: str) -> tuple[GraphSpec, ...]:
 
 
 def example_input(name: str, batch: int, *, scaling: str, latent_dim: int | None,
-                  num_timesteps: int | None, rng):
+                  num_timesteps: int | None, rng, num_classes: int | None = None):
     """A random float32 numpy batch for graph input ``name`` (numpy ``rng``)."""
     import numpy as np
 
@@ -60,6 +63,10 @@ def example_input(name: str, batch: int, *, scaling: str, latent_dim: int | None
     if name == "t":
         T = int(num_timesteps or 1000)
         return rng.integers(0, T, size=batch).astype(np.float32)
+    if name == "y":
+        if not num_classes:
+            raise ValueError("a graph with a label input needs the config's num_classes")
+        return np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, size=batch)]
     raise ValueError(f"unknown graph input {name!r}; valid: {', '.join(INPUT_NAMES)}")
 
 

@@ -73,9 +73,11 @@ def base_manifest(ckpt: dict, spec, config, model, sha: str | None) -> dict:
             raise ValueError(f"DDPM checkpoint of {spec.name} has no 'schedule'")
         schedule = NoiseSchedule(ScheduleConfig(**ckpt["schedule"])).to_dict()
     cfg = asdict(config)
+    conditional = {"num_classes": cfg["num_classes"]} if spec.kind == "cvae" else {}
     return jsonable({
         "format": FORMAT, "name": spec.name, "kind": spec.kind, "config": cfg,
-        "scaling": spec.scaling, "latent_dim": cfg.get("latent_dim"), "schedule": schedule,
+        "scaling": spec.scaling, "latent_dim": cfg.get("latent_dim"), **conditional,
+        "schedule": schedule,
         "ema": uses_ema(ckpt), "metrics": ckpt.get("metrics") or {},
         "training": portable_args(ckpt.get("args") or {}), "epochs": ckpt.get("epoch"),
         "init_from": ckpt.get("init_from"),
@@ -87,7 +89,8 @@ def example_inputs(gspec: GraphSpec, manifest: dict, batch: int, seed: int = 0) 
     rng = np.random.default_rng(seed)
     T = (manifest["schedule"] or {}).get("config", {}).get("num_timesteps")
     return {name: example_input(name, batch, scaling=manifest["scaling"],
-                                latent_dim=manifest["latent_dim"], num_timesteps=T, rng=rng)
+                                latent_dim=manifest["latent_dim"], num_timesteps=T, rng=rng,
+                                num_classes=manifest.get("num_classes"))
             for name in gspec.inputs}
 
 

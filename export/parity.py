@@ -4,7 +4,7 @@ Every graph gets the same inputs in PyTorch (the checkpoint's module) and onnxru
 exported file), at each batch size: random ones, and real digits where some are found
 (``--data-dir`` / $LATENTFORGE_DATA, else the repository's test fixture). Decoders get the
 PyTorch encoder's codes of those digits; the U-Net gets them noised by q(x_t | x_0) at
-t ∈ {0, 1, T/2, T−1}. An output element passes when |onnx − torch| ≤ atol + rtol·|torch|.
+t ∈ {0, 1, T/2, T−1}; a conditional model's label input "y" gets the digits' true labels. An output element passes when |onnx − torch| ≤ atol + rtol·|torch|.
 The files' sha256s, I/O names and embedded metadata are checked against the manifest and
 the checkpoint too.
 """
@@ -83,12 +83,24 @@ def real_digits(data_dir=None) -> tuple[np.ndarray | None, str]:
     return np.ascontiguousarray(images[:REAL_DIGITS]), str(where)
 
 
+def real_labels(data_dir=None, n: int = REAL_DIGITS) -> np.ndarray | None:
+    """The labels of real_digits' images (int64 (n,)), or None where there are none."""
+    from latentforge.train.data import FILES, MAGIC_LABELS, DataError, _find, read_idx, \
+        resolve_data_dir
+
+    where = resolve_data_dir(data_dir) or FIXTURE
+    try:
+        return read_idx(_find(where, FILES["test_labels"]), MAGIC_LABELS)[:n].astype(np.int64)
+    except (DataError, OSError):
+        return None
+
+
 def timesteps(num_timesteps: int) -> list[int]:
     T = int(num_timesteps)
     return sorted({0, min(1, T - 1), T // 2, T - 1})
 
 
-def _input_sets(gspec, manifest, model, batch, real, seed):
+def _input_sets(gspec, manifest, model, batch, real, seed, labels=None):
     """[(label, feeds)] for one graph at one batch size (``manifest`` as derived from the
     checkpoint, so a damaged manifest.json cannot change the inputs)."""
     from latentforge.train.data import to_float
@@ -100,11 +112,14 @@ def _input_sets(gspec, manifest, model, batch, real, seed):
         feeds = dict(sets[0][1])
         if "x" in feeds:
             feeds["x"] = x
+        if "y" in feeds and labels is not None:  # the real digits' own labels, one-hot
+            feeds["y"] = np.eye(feeds["y"].shape[1], dtype=np.float32)[labels[idx]]
         if "z" in feeds and hasattr(model, "encode"):  # the PyTorch encoder's code (AE z, VAE μ) of the real digits
             import torch
 
+            cond = (torch.from_numpy(feeds["y"]),) if "y" in feeds else ()  # a CVAE's label
             with torch.no_grad():
-                code = model.encode(torch.from_numpy(x))
+                code = model.encode(torch.from_numpy(x), *cond)
             feeds["z"] = (code[0] if isinstance(code, tuple) else code).numpy()
         sets.append(("real", feeds))
     if "t" not in gspec.inputs:
@@ -195,10 +210,12 @@ def verify(out_dir, ckpt, batch_sizes=(1, 7, 64), atol: float | None = None,
             found["config"] = asdict(config_from_dict(spec, manifest["config"]))
         except (TypeError, ValueError):
             pass  # reported as a mismatch below
-    for key in ("kind", "config", "scaling", "latent_dim", "schedule", "ema", "parameters"):
-        if jsonable(found.get(key)) != expected[key]:
+    for key in ("kind", "config", "scaling", "latent_dim", "num_classes", "schedule", "ema",
+                "parameters"):
+        if jsonable(found.get(key)) != expected.get(key):
             report.problems.append(f"manifest {key!r} does not match the checkpoint")
     real, source = real_digits(data_dir)
+    labels = real_labels(data_dir, len(real)) if real is not None else None
     report.notes.append(f"real digits from {source}" if real is not None else source)
     for gspec in graphs_for(spec.kind):
         info = manifest.get("graphs", {}).get(gspec.role)
@@ -218,7 +235,8 @@ def verify(out_dir, ckpt, batch_sizes=(1, 7, 64), atol: float | None = None,
             continue
         tol = gspec.atol if atol is None else atol
         for b in batch_sizes:
-            for label, feeds in _input_sets(gspec, expected, model, int(b), real, seed):
+            for label, feeds in _input_sets(gspec, expected, model, int(b), real, seed,
+                                            labels):
                 ref = run_torch(model, gspec, feeds)
                 try:
                     got = session.run(list(gspec.outputs), {n: feeds[n] for n in gspec.inputs})

@@ -17,4 +17,7 @@ def __getattr__(name):  # load onnxruntime only when a model is actually used
                 "ModelFileError", "SamplingCancelled"):
         from . import api
         return getattr(api, name)
+    if name == "ConditionalVAE":
+        from .cvae import ConditionalVAE
+        return ConditionalVAE
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

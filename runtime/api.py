@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from . import _core
+from .anomaly import bernoulli_nll, check_score_args, neg_elbo
 from .checks import check_int
 from .ddpm import DDPM, SamplingCancelled  # noqa: F401  (re-exported)
-from .inputs import as_latents
+from .inputs import as_images, as_latents
 from .manifest import ModelFileError, graph_path
 from .manifest import validate as validate_manifest
 from .model import (DIGIT_BYTES, SAMPLE_MEMORY_BUDGET, Model, _batch,  # noqa: F401
@@ -119,7 +120,7 @@ def load(name_or_dir, providers="auto", threads: int | None = None, verify: bool
             check_file(path, manifest["graphs"][role]["sha256"])
         sessions[role] = make_session(path, providers, threads, spinning)
         _check_session_io(sessions[role], manifest["graphs"][role], path)
-    return KINDS[manifest["kind"]](directory, manifest, sessions)
+    return model_class(manifest["kind"])(directory, manifest, sessions)
 
 
 class _Latent(Model):
@@ -157,6 +158,12 @@ class Autoencoder(_Latent):
         """For a model trained with --noise: noisy images → clean ones."""
         return self.reconstruct(images, batch_size)
 
+    def score(self, images, batch_size: int = 256) -> np.ndarray:
+        """Anomaly score per image, float64 (B,), higher = more anomalous: the reconstruction's
+        Bernoulli negative log-likelihood Σ BCE(x̂, x) in nats (see runtime/anomaly.py)."""
+        x = as_images(images)
+        return bernoulli_nll(x, self.reconstruct(x, batch_size))
+
 
 class VAE(_Latent):
     def encode(self, images, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -191,30 +198,60 @@ class VAE(_Latent):
         z = mu if seed is None else self.reparameterize(mu, logvar, seed=seed)
         return self.decode(z, batch_size)
 
+    def score(self, images, kind: str = "elbo", samples: int = 16, seed: int = 0,
+              batch_size: int = 256) -> np.ndarray:
+        """Anomaly score per image, float64 (B,), in nats, higher = more anomalous (see
+        runtime/anomaly.py). kind "elbo": −ELBO estimated with ``samples`` draws
+        z = μ + σ·ε through the C++ reparameterize (the same ``seed`` gives the same draws
+        for any batch_size; the default seed 0 makes scores repeatable); "recon": Σ BCE of the
+        reconstruction from μ (no sampling)."""
+        samples = check_score_args(kind, samples)
+        batch_size, seed = _batch(batch_size), _seed(seed)
+        x = as_images(images)
+        mu, logvar = self.encode(x, batch_size)
+        if kind == "recon":
+            return bernoulli_nll(x, self.decode(mu, batch_size))
+        return neg_elbo(x, mu, logvar, lambda z, rows: self.decode(z, batch_size),
+                        lambda m, lv, first: self.reparameterize(m, lv, seed, first),
+                        samples, batch_size)
+
     def iter_samples(self, n: int, seed: int | None = None, batch_size: int = 256,
-                     offset: int = 0):
+                     offset: int = 0, digit=None):
         """Like sample(), as a generator of (≤ batch_size, 1, 28, 28) batches: any n in
         bounded memory; the batches joined equal sample(n, seed) bitwise. ``offset`` starts
         at digit ``offset`` of the seed's stream (``sample(offset + n, seed)[offset:]``)."""
+        self._refuse_digit(digit)
         n, batch_size = _check_n(n), _batch(batch_size)
         offset = check_int(offset, "offset", low=0)
         seed = self.last_seed = _seed(seed)
         return self._iter(n, seed, batch_size, offset)
 
     def _iter(self, n: int, seed: int, batch_size: int, offset: int = 0):
+        for z in self._prior_draws(n, seed, batch_size, offset):
+            yield self.decode(z, batch_size)
+
+    def _prior_draws(self, n: int, seed: int, batch_size: int, offset: int = 0):
+        """z ~ N(0, I) for samples offset … offset + n − 1, (≤ batch_size, K) at a time."""
         for start in range(offset, offset + n, batch_size):
             zeros = np.zeros((min(batch_size, offset + n - start), self.latent_dim),
                              dtype=np.float32)
-            z = _core.reparameterize(zeros, zeros, seed=seed, offset=start * self.latent_dim)
-            yield self.decode(z, batch_size)
+            yield _core.reparameterize(zeros, zeros, seed=seed,
+                                       offset=start * self.latent_dim)
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 256) -> np.ndarray:
+    def _refuse_digit(self, digit) -> None:
+        if digit is not None:
+            raise ValueError(f"{self.name} is an unconditional {self.kind}: digit= needs a "
+                             f"conditional VAE (kind cvae, e.g. the shipped cvae-conv)")
+
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 256,
+               digit=None) -> np.ndarray:
         """n images decoded from the prior z ~ N(0, I) (z = 0 + e^0·ε via reparameterize).
-        At most SAMPLE_MEMORY_BUDGET bytes of output; stream more with iter_samples."""
+        At most SAMPLE_MEMORY_BUDGET bytes of output; stream more with iter_samples.
+        ``digit``: conditional VAEs only (ConditionalVAE.sample)."""
         n = _check_budget(_check_n(n), "VAE")
         out = np.empty((n, 1, 28, 28), dtype=np.float32)
         start = 0
-        for batch in self.iter_samples(n, seed, batch_size):
+        for batch in self.iter_samples(n, seed, batch_size, digit=digit):
             out[start:start + len(batch)] = batch
             start += len(batch)
         return out
@@ -233,3 +270,12 @@ class Classifier(Model):
 
 
 KINDS = {"ae": Autoencoder, "vae": VAE, "ddpm": DDPM, "classifier": Classifier}
+
+
+def model_class(kind: str) -> type:
+    """The class that serves a manifest kind; the conditional VAE's lives in runtime/cvae.py
+    (a VAE subclass, so that module imports this one and is imported here only when used)."""
+    if kind == "cvae":
+        from .cvae import ConditionalVAE
+        return ConditionalVAE
+    return KINDS[kind]

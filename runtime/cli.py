@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     quality.register(sub)
     from latentforge.runtime.distributed import commands as distributed_cli
     distributed_cli.register(sub)  # imports ray only when its commands run
+    from latentforge.runtime import scoring
+    scoring.register(sub)
     return parser
 
 

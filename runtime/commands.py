@@ -51,6 +51,7 @@ def register(sub) -> None:
                    help="DDIM η (default: 0 with --method ddim)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: random, printed)")
     p.add_argument("--batch-size", type=int, default=64, help="digits per denoiser call")
+    add_digit_flag(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("encode", help="embed images (VAE: μ; AE: z)", formatter_class=HELP)
@@ -115,15 +116,35 @@ def refuse_ddpm_options(args, what: str) -> None:
         raise ValueError(f"{' and '.join(given)} apply to DDPMs only; {what}")
 
 
+def add_digit_flag(p: argparse.ArgumentParser, helptext: str = "draw this digit, 0-9 "
+                   "(default: 0, 1, ..., 9 in turn)") -> None:
+    p.add_argument("--digit", type=int, default=None,
+                   help=f"conditional VAEs (cvae-conv) only: {helptext}")
+
+
+def refuse_digit(args, model) -> dict:
+    """{"digit": …} for a conditional VAE; ValueError when --digit is given for another kind."""
+    digit = getattr(args, "digit", None)
+    if model.kind == "cvae":
+        return {"digit": digit}
+    if digit is not None:
+        raise ValueError(f"--digit applies to conditional VAEs only (e.g. cvae-conv); "
+                         f"{model.name} is an unconditional {model.kind}")
+    return {}
+
+
 def _sample_batches(model, args):
     """The model's sample stream (a generator of batches) for this command's options."""
+    conditional = refuse_digit(args, model)
     if model.kind == "ddpm":
         return model.iter_samples(args.n, steps=args.steps, method=args.method,
                                   eta=args.eta, seed=args.seed,
                                   batch_size=args.batch_size)
-    if model.kind == "vae":
-        refuse_ddpm_options(args, f"{model.name} is a vae (it decodes prior draws in one step)")
-        return model.iter_samples(args.n, seed=args.seed, batch_size=args.batch_size)
+    if model.kind in ("vae", "cvae"):
+        refuse_ddpm_options(args, f"{model.name} is a {model.kind} (it decodes prior draws "
+                            f"in one step)")
+        return model.iter_samples(args.n, seed=args.seed, batch_size=args.batch_size,
+                                  **conditional)
     _refuse_kind(model, "DDPM or VAE", "only DDPMs and VAEs sample")
 
 

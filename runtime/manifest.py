@@ -3,7 +3,8 @@
 Every failure is a ``ModelFileError`` naming the field and the file: a manifest must be a JSON
 object with the keys its kind needs, of the right types; its graph roles, input and output
 names are the ones `latentforge export` writes; the DDPM schedule arrays share one length T;
-``latent_dim`` equals the latent size the graphs declare. Graph files are plain names inside
+``latent_dim`` equals the latent size the graphs declare, and a conditional VAE's
+``num_classes`` the width of its label input "y". Graph files are plain names inside
 the model directory: no absolute paths, no ``..``, no symlinks that lead outside it.
 Informational keys (metrics, training, epochs, init_from, …) are optional; when present their
 type is checked so that no later reader trips over them.
@@ -19,13 +20,16 @@ SCHEDULE_ARRAYS = ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev",
                    "posterior_variance")
 B = "B"
 IMAGE = [B, 1, 28, 28]
-# kind → role → (inputs, outputs), each name → expected shape; "K" is the latent size and
-# None a positive size the runtime does not fix (the classifier's classes and features)
+# kind → role → (inputs, outputs), each name → expected shape; "K" is the latent size, "C" a
+# conditional model's number of classes (its one-hot label input "y"), and None a positive
+# size the runtime does not fix (the classifier's classes and features)
 ROLES = {
     "ae": {"encoder": ({"x": IMAGE}, {"z": [B, "K"]}),
            "decoder": ({"z": [B, "K"]}, {"x_hat": IMAGE})},
     "vae": {"encoder": ({"x": IMAGE}, {"mu": [B, "K"], "logvar": [B, "K"]}),
             "decoder": ({"z": [B, "K"]}, {"x_hat": IMAGE})},
+    "cvae": {"encoder": ({"x": IMAGE, "y": [B, "C"]}, {"mu": [B, "K"], "logvar": [B, "K"]}),
+             "decoder": ({"z": [B, "K"], "y": [B, "C"]}, {"x_hat": IMAGE})},
     "ddpm": {"unet": ({"x": IMAGE, "t": [B]}, {"eps": IMAGE})},
     "classifier": {"classifier": ({"x": IMAGE}, {"logits": [B, None], "features": [B, None]})},
 }
@@ -94,8 +98,8 @@ def validate(manifest, path) -> dict:
         c.fail("format", f"must be 1 (this runtime's manifest format), got {manifest['format']!r}")
     _check_metrics(c)
     _check_roles(c, kind)
-    latent = _check_latent(c, kind)
-    _check_graphs(c, kind, latent)
+    sizes = {"K": _check_latent(c, kind), "C": _check_classes(c, kind)}
+    _check_graphs(c, kind, sizes)
     _check_schedule(c, kind)
     return manifest
 
@@ -110,10 +114,19 @@ def _check_metrics(c: _Checker) -> None:
 
 
 def _check_latent(c: _Checker, kind: str) -> int | None:
-    if kind in ("ae", "vae"):
+    if kind in ("ae", "vae", "cvae"):
         return c.positive_int(c.get("latent_dim", (int,)), "latent_dim")
     if c.get("latent_dim", (type(None),), required=False) is not None:
         c.fail("latent_dim", f"must be null for a {kind}")
+    return None
+
+
+def _check_classes(c: _Checker, kind: str) -> int | None:
+    """A conditional VAE's number of classes (the width of its label input); null elsewhere."""
+    if kind == "cvae":
+        return c.positive_int(c.get("num_classes", (int,)), "num_classes")
+    if c.get("num_classes", (type(None),), required=False) is not None:
+        c.fail("num_classes", f"must be null for a {kind}")
     return None
 
 
@@ -124,7 +137,7 @@ def _check_roles(c: _Checker, kind: str) -> None:
                          f"got {', '.join(map(str, graphs)) or 'none'}")
 
 
-def _check_graphs(c: _Checker, kind: str, latent: int | None) -> None:
+def _check_graphs(c: _Checker, kind: str, sizes: dict) -> None:
     graphs, roles = c.m["graphs"], ROLES[kind]
     for role, (inputs, outputs) in roles.items():
         field = f"graphs.{role}"
@@ -139,10 +152,11 @@ def _check_graphs(c: _Checker, kind: str, latent: int | None) -> None:
                 c.fail(f"{field}.{io}", f"must name exactly {', '.join(expected)}; "
                                         f"got {', '.join(map(str, declared)) or 'none'}")
             for n, shape in expected.items():
-                _check_shape(c, declared[n], shape, latent, f"{field}.{io}.{n}")
+                _check_shape(c, declared[n], shape, sizes, f"{field}.{io}.{n}")
 
 
-def _check_shape(c: _Checker, got, expected: list, latent: int | None, field: str) -> None:
+def _check_shape(c: _Checker, got, expected: list, sizes: dict, field: str) -> None:
+    """``sizes``: the symbols' values, "K" = latent_dim and "C" = num_classes."""
     if not isinstance(got, list) or len(got) != len(expected):
         c.fail(field, f"must be a shape of {len(expected)} dimensions, got {got!r}")
     for g, e in zip(got, expected):
@@ -151,12 +165,13 @@ def _check_shape(c: _Checker, got, expected: list, latent: int | None, field: st
         elif e is None:
             ok = isinstance(g, int) and not isinstance(g, bool) and g > 0
         else:
-            e = latent if e == "K" else e
+            e = sizes.get(e) if isinstance(e, str) else e
             ok = isinstance(g, int) and not isinstance(g, bool) and g == e
         if not ok:
-            shown = ["K" if x == "K" else x for x in expected]
-            extra = f" with K = latent_dim = {latent}" if "K" in expected else ""
-            c.fail(field, f"must be {shown}{extra}, got {got!r}")
+            names = {"K": "latent_dim", "C": "num_classes"}
+            extra = "".join(f" with {k} = {names[k]} = {sizes.get(k)}" for k in names
+                            if k in expected)
+            c.fail(field, f"must be {expected}{extra}, got {got!r}")
 
 
 def _check_schedule(c: _Checker, kind: str) -> None:

@@ -11,6 +11,8 @@
   otherwise). FD shrinks as the sample count grows, so compare FDs at equal n only.
 * confident share: the fraction of samples whose top class probability is ≥ 0.9.
 * class histogram: the share of samples per predicted class (a good sampler: ~10% each).
+* requested-digit accuracy (conditional VAEs): per requested digit, the share of its samples
+  the classifier assigns to that digit.
 """
 from __future__ import annotations
 
@@ -107,6 +109,13 @@ def score(classifier, images, reference: GaussianStats, threshold: float = CONFI
                    reference_n=reference.n, threshold=threshold)
 
 
+def requested_digit_accuracy(classifier, images, digits, batch_size: int = 256) -> dict:
+    """{digit: share of the samples requested as that digit classified as it} (digits (N,))."""
+    predicted = features_and_probs(classifier, images, batch_size)[1].argmax(axis=1)
+    digits = np.asarray(digits)
+    return {int(d): float((predicted[digits == d] == d).mean()) for d in np.unique(digits)}
+
+
 def reference_stats(classifier, images, batch_size: int = 256) -> GaussianStats:
     return gaussian_stats(classifier.logits_and_features(images, batch_size)[1])
 
@@ -160,24 +169,27 @@ def register(sub) -> None:
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
     p.add_argument("--providers", default="auto", help="auto, cpu, cuda")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (all cores)")
+    from .commands import add_digit_flag
+    add_digit_flag(p)
     p.set_defaults(func=cmd_quality)
 
 
 def sample_images(model, n: int, method: str = "ancestral", steps: int | None = None,
                   eta: float = 0.0, seed: int = 0, batch_size: int = 64,
-                  progress: bool = True) -> np.ndarray:
-    """n digits from a DDPM or a VAE's prior."""
+                  progress: bool = True, digit=None) -> np.ndarray:
+    """n digits from a DDPM or a VAE's prior (a conditional VAE's: as ``digit``, default
+    0, 1, …, 9 in turn)."""
     if model.kind == "ddpm":
         return model.sample(n, steps=steps, method=method, eta=eta, seed=seed,
                             batch_size=batch_size, progress=progress)
-    if model.kind == "vae":
-        return model.sample(n, seed=seed)
+    if model.kind in ("vae", "cvae"):
+        return model.sample(n, seed=seed, **({"digit": digit} if model.kind == "cvae" else {}))
     raise ValueError(f"{model.name} is a {model.kind}: only DDPMs and VAEs sample")
 
 
 def cmd_quality(args) -> int:
     from .api import load
-    from .commands import refuse_ddpm_options
+    from .commands import refuse_ddpm_options, refuse_digit
     from .inputs import as_images
     from .outputs import atomic_output, output_path
 
@@ -190,17 +202,24 @@ def cmd_quality(args) -> int:
         raise ValueError(f"--classifier {args.classifier} is a {clf.kind}, not a classifier")
     test_images, _, where = load_test_set(args.data_dir, args.reference_size)
     reference = reference_stats(clf, test_images)
+    requested = None
     if str(args.model).endswith(".npy") and Path(args.model).is_file():
         refuse_ddpm_options(args, f"{args.model} holds images")
+        if args.digit is not None:
+            raise ValueError(f"--digit applies to conditional VAEs only; {args.model} holds "
+                             f"images")
         images, what = as_images(args.model)[:args.n], f"{args.model}"
     else:
         model = load(args.model, providers=args.providers, threads=args.threads)
+        conditional = refuse_digit(args, model)
         if model.kind != "ddpm":
             refuse_ddpm_options(args, f"{model.name} is a {model.kind}")
+        if conditional:
+            requested = model.sample_digits(args.n, args.digit)
         method = args.method or "ancestral"
         images = sample_images(model, args.n, method, args.steps, args.eta or 0.0, args.seed,
-                               args.batch_size)
-        how = "prior" if model.kind == "vae" else \
+                               args.batch_size, **conditional)
+        how = "prior" if model.kind in ("vae", "cvae") else \
             f"{method} {len(model.timesteps(method, args.steps))} steps"
         what = f"{model.name} {how}, seed {args.seed}"
     q = score(clf, images, reference, threshold=args.threshold)
@@ -208,6 +227,12 @@ def cmd_quality(args) -> int:
     print(f"{what}: {q.n} samples; reference: {q.reference_n} test images from {where}",
           file=sys.stderr)
     print("\n".join(q.lines()))
+    if requested is not None:
+        acc = requested_digit_accuracy(clf, images, requested)
+        q.extra["requested_digit_accuracy"] = acc
+        print("requested digit   " + "  ".join(f"{d}:{100 * a:.1f}%" for d, a in acc.items()) +
+              f"  (lowest {100 * min(acc.values()):.1f}%, overall "
+              f"{100 * float(np.mean([acc[int(d)] for d in requested])):.1f}%)")
     if json_path:
         with atomic_output(json_path) as tmp:
             tmp.write_text(json.dumps(q.to_dict(), indent=2) + "\n")

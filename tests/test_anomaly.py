@@ -1,10 +1,185 @@
-"""`--exclude-digits` (issue 17): leave-one-digit-out training data for anomaly detectors."""
+"""Anomaly scores (issue 17): AE/VAE ``score`` through the runtime, the `score` command, the
+runtime's AUROC against scikit-learn's, and `--exclude-digits` (leave-one-digit-out data)."""
+import csv
+
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from sklearn.metrics import roc_auc_score
 
+from latentforge.runtime import load
+from latentforge.runtime.anomaly import auroc, bernoulli_nll, kl_to_standard_normal
+from latentforge.runtime.api import SHIPPED
 from latentforge.runtime.cli import main
-from latentforge.train.data import load_splits
+from latentforge.train.checkpoint import load_checkpoint
+from latentforge.train.data import load_mnist, load_splits
+from latentforge.train.registry import model_from_checkpoint
 from latentforge.train.trainer import TrainArgs, train
+
+
+@pytest.fixture(scope="module")
+def digits(data_dir):
+    m = load_mnist(data_dir)
+    return m.test_images[:40], m.test_labels[:40]
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return load("vae-conv", threads=1)
+
+
+# ---------------------------------------------------------------- AUROC
+@pytest.mark.parametrize("seed", range(6))
+def test_auroc_equals_sklearn_on_random_data_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    labels = rng.random(n) < rng.uniform(0.05, 0.95)
+    labels[:2] = [True, False]  # both classes present
+    # continuous scores, then coarse ones with many ties, then a few distinct values only
+    for scores in (rng.normal(size=n) + labels, np.round(rng.normal(size=n) + labels, 1),
+                   rng.integers(0, 3, size=n).astype(float)):
+        assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        assert auroc(scores, labels.astype(int)) == auroc(scores, labels)
+
+
+def test_auroc_limits_and_ties():
+    assert auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    assert auroc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+    assert auroc([1.0, 1.0, 1.0, 1.0], [0, 1, 0, 1]) == 0.5  # every pair tied: half each
+
+
+@pytest.mark.parametrize("scores, labels, match", [
+    ([1, 2, 3], [1, 1, 1], "both classes"),
+    ([1, 2], [0, 1, 1], "one length"),
+    ([1, np.nan], [0, 1], "NaN"),
+    ([1, 2, 3], [0, 1, 2], "0/1"),
+    ([1, 2], ["a", "b"], "0/1")])
+def test_auroc_rejects_bad_input(scores, labels, match):
+    with pytest.raises(ValueError, match=match):
+        auroc(scores, labels)
+
+
+# ---------------------------------------------------------------- per-image scores
+def test_bernoulli_nll_is_torch_bce_summed_per_image():
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 1, 28, 28)).astype(np.float32)
+    x_hat = rng.random((5, 1, 28, 28)).astype(np.float32)
+    x_hat[0, 0, 0, :3] = [0.0, 1.0, 1.0]  # saturated sigmoid outputs: logs clamped at -100
+    ref = F.binary_cross_entropy(torch.from_numpy(x_hat), torch.from_numpy(x),
+                                 reduction="none").flatten(1).sum(1).double().numpy()
+    np.testing.assert_allclose(bernoulli_nll(x, x_hat), ref, rtol=1e-5)
+
+
+def test_vae_scores_have_one_finite_value_per_image(vae, digits):
+    images = digits[0]
+    for kind in ("elbo", "recon"):
+        s = vae.score(images, kind=kind, samples=4)
+        assert s.shape == (len(images),) and s.dtype == np.float64
+        assert np.isfinite(s).all() and (s > 0).all()
+    assert vae.score(images[0]).shape == (1,)  # one (28, 28) image
+
+
+def test_vae_elbo_is_seeded_and_independent_of_batching(vae, digits):
+    images = digits[0][:12]
+    a = vae.score(images, samples=5, seed=3)
+    np.testing.assert_array_equal(a, vae.score(images, samples=5, seed=3))
+    np.testing.assert_allclose(a, vae.score(images, samples=5, seed=3, batch_size=7),
+                               rtol=1e-6)
+    assert not np.allclose(a, vae.score(images, samples=5, seed=4))
+    np.testing.assert_array_equal(vae.score(images, kind="recon"),
+                                  vae.score(images, kind="recon", seed=9))  # no sampling
+
+
+def test_vae_elbo_with_one_draw_is_the_reparameterized_bound(vae, digits):
+    images = digits[0][:10]
+    mu, logvar = vae.encode(images)
+    z = vae.reparameterize(mu, logvar, seed=11)  # draw i of image i: noise row i
+    x = images.astype(np.float32)[:, None] / 255
+    expected = bernoulli_nll(x, vae.decode(z)) + kl_to_standard_normal(mu, logvar)
+    np.testing.assert_allclose(vae.score(images, samples=1, seed=11), expected, rtol=1e-6)
+
+
+def test_vae_recon_score_matches_pytorch(vae, digits):
+    _, _, model = model_from_checkpoint(load_checkpoint(SHIPPED / "vae-conv" / "checkpoint.pt"))
+    x = torch.from_numpy(digits[0].astype(np.float32)[:, None] / 255)
+    with torch.no_grad():
+        x_hat = model.decode(model.encode(x)[0])
+    ref = F.binary_cross_entropy(x_hat, x, reduction="none").flatten(1).sum(1).numpy()
+    np.testing.assert_allclose(vae.score(digits[0], kind="recon"), ref, rtol=1e-4)
+
+
+def test_autoencoder_score_is_the_reconstruction_bce(digits):
+    ae = load("ae-conv", threads=1)
+    s = ae.score(digits[0])
+    x = digits[0].astype(np.float32)[:, None] / 255
+    assert s.shape == (len(x),)
+    np.testing.assert_allclose(s, bernoulli_nll(x, ae.reconstruct(x)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"kind": "iwae"}, ValueError, "elbo, recon"),
+    ({"samples": 0}, ValueError, "samples"),
+    ({"samples": 2.5}, ValueError, "samples"),
+    ({"seed": -1}, ValueError, "seed"),
+    ({"batch_size": 0}, ValueError, "batch_size")])
+def test_vae_score_rejects_bad_arguments(vae, digits, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        vae.score(digits[0][:2], **kwargs)
+
+
+@pytest.mark.parametrize("images, error", [
+    (np.full((2, 28, 28), np.nan, dtype=np.float32), ValueError),
+    (np.zeros((0, 28, 28), dtype=np.uint8), ValueError),
+    (np.zeros((2, 28, 28), dtype=np.uint16), TypeError),
+    (np.zeros((2, 27, 27), dtype=np.uint8), ValueError)])
+def test_scores_reject_bad_images(vae, images, error):
+    with pytest.raises(error):
+        vae.score(images)
+
+
+# ---------------------------------------------------------------- `latentforge score`
+def test_score_command_writes_one_row_per_image(vae, digits, data_dir, tmp_path):
+    png = tmp_path / "a.png"
+    Image.fromarray(digits[0][0]).save(png)
+    npy = tmp_path / "b.npy"
+    np.save(npy, digits[0][1:4])
+    out = tmp_path / "s.csv"
+    assert main(["score", "vae-conv", str(png), str(npy), "-o", str(out), "--samples", "3",
+                 "--threads", "1"]) == 0
+    with out.open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["path", "index", "score"]
+    assert [(r[0], int(r[1])) for r in rows[1:]] == [(str(png), 0)] + [(str(npy), i)
+                                                                       for i in range(3)]
+    expected = vae.score(digits[0][:4], samples=3, seed=0)
+    np.testing.assert_allclose([float(r[2]) for r in rows[1:]], expected, rtol=1e-5)
+    idx = next(data_dir.glob("t10k-images-idx3-ubyte*"))  # an MNIST IDX file works too
+    assert main(["score", "ae-conv", str(idx), "-o", str(tmp_path / "s.npy"), "--threads",
+                 "1"]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (len(load_mnist(data_dir).test_images),)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["ae-conv", "--kind", "elbo"], "autoencoder"),
+    (["ae-conv", "--samples", "4"], "autoencoder"),
+    (["vae-conv", "--kind", "recon", "--seed", "1"], "elbo only"),
+    (["vae-conv", "--digit", "7"], "conditional"),
+    (["vae-conv", "-o", "s.txt"], "extension"),
+    (["classifier"], "only autoencoders and VAEs")])
+def test_score_command_refuses_bad_usage_with_exit_2(argv, match, digits, tmp_path, capsys,
+                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.save("x.npy", digits[0][:2])
+    assert main(["score", argv[0], "x.npy", *argv[1:], "--threads", "1"]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_score_command_missing_file_exits_2(tmp_path, capsys):
+    assert main(["score", "vae-conv", str(tmp_path / "nope.png"), "-o",
+                 str(tmp_path / "s.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- --exclude-digits
@@ -50,3 +225,4 @@ def test_exclude_digits_is_recorded_and_resume_keeps_it(data_dir, tmp_path, caps
     assert "digits (7,) excluded" in capsys.readouterr().out
     with pytest.raises(ValueError, match="--exclude-digits"):
         train(TrainArgs(**{**args, "epochs": 2}, exclude_digits=(3,), resume=True))
+

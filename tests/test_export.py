@@ -19,7 +19,8 @@ from latentforge.train.registry import all_specs, build_model, count_parameters,
 from latentforge.train.schedule import NoiseSchedule, ScheduleConfig
 
 MODELS = sorted(all_specs())
-TOLERANCE = {"ae": 1e-5, "vae": 1e-5, "ddpm": 1e-4, "classifier": 1e-4}  # max abs error
+TOLERANCE = {"ae": 1e-5, "vae": 1e-5, "cvae": 1e-5, "ddpm": 1e-4,
+             "classifier": 1e-4}  # max abs error
 BATCHES = (1, 3, 64)  # the export traced batch 2: none of these is the example's size
 TIMESTEPS = np.array([0, 1, 500, 999], dtype=np.float32)
 
@@ -65,6 +66,9 @@ def inputs_for(names, batch, manifest, rng):
             feeds[n] = rng.standard_normal((batch, manifest["latent_dim"]), dtype=np.float32)
         elif n == "t":
             feeds[n] = np.resize(TIMESTEPS, batch)
+        elif n == "y":  # a conditional model's one-hot label
+            feeds[n] = np.eye(manifest["num_classes"], dtype=np.float32)[
+                rng.integers(0, manifest["num_classes"], size=batch)]
     return feeds
 
 
@@ -121,7 +125,8 @@ def test_manifest_carries_everything_the_runtime_needs(exported):
     assert (m["format"], m["name"], m["kind"], m["scaling"]) == (1, name, kind, spec.scaling)
     assert m["config"] == json.loads(json.dumps(exported["ckpt"]["config"]))
     assert m["latent_dim"] == exported["ckpt"]["config"].get("latent_dim")
-    assert (kind in ("ae", "vae")) == (m["latent_dim"] is not None)
+    assert (kind in ("ae", "vae", "cvae")) == (m["latent_dim"] is not None)
+    assert m.get("num_classes") == (10 if kind == "cvae" else None)
     assert m["ema"] is False and m["version"] == __version__
     assert m["metrics"] == {"test": {"loss": 0.25, "accuracy": None}}  # NaN: not valid JSON
     assert m["checkpoint_sha256"] == sha256_file(exported["ckpt_path"])

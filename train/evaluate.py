@@ -57,10 +57,14 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch
 @torch.no_grad()
 def evaluate_images(model, kind: str, images_u8: np.ndarray, noise: str = "none",
                     noise_level: float = 0.0, beta: float = 1.0, batch_size: int = 256,
-                    n_grid: int = 16) -> dict:
-    """{"metrics": {name: float}, "grid": (3·n, 1, 28, 28) inputs / targets / reconstructions}."""
-    if kind not in ("ae", "vae"):
-        raise ValueError(f"evaluate handles ae and vae checkpoints, not {kind!r}")
+                    n_grid: int = 16, labels: np.ndarray | None = None) -> dict:
+    """{"metrics": {name: float}, "grid": (3·n, 1, 28, 28) inputs / targets / reconstructions}.
+    A conditional VAE ("cvae") encodes and decodes with the true ``labels``."""
+    if kind not in ("ae", "vae", "cvae"):
+        raise ValueError(f"evaluate handles ae and vae checkpoints (and conditional cvae "
+                         f"ones), not {kind!r}")
+    if kind == "cvae" and labels is None:
+        raise ValueError("a conditional VAE is evaluated with the images' labels")
     model.eval()
     device = next(model.parameters()).device
     x_all = torch.from_numpy(to_float(images_u8, "unit"))  # (N, 1, 28, 28)
@@ -71,7 +75,12 @@ def evaluate_images(model, kind: str, images_u8: np.ndarray, noise: str = "none"
         x = x_all[i:i + batch_size]
         x_in = add_input_noise(x, noise, noise_level, g)
         x, x_in = x.to(device), x_in.to(device)
-        if kind == "vae":
+        if kind == "cvae":
+            y1 = F.one_hot(torch.from_numpy(labels[i:i + batch_size].astype(np.int64)),
+                           model.config.num_classes).float().to(device)  # (B, 10)
+            mu, logvar = model.encode(x_in, y1)  # (B, dz) each
+            x_hat = model.decode(mu, y1)
+        elif kind == "vae":
             mu, logvar = model.encode(x_in)  # (B, dz) each
             x_hat = model.decode(mu)
         else:
@@ -81,7 +90,7 @@ def evaluate_images(model, kind: str, images_u8: np.ndarray, noise: str = "none"
             "mse": (x_hat - x).pow(2).flatten(1).mean(1),
             "bce": F.binary_cross_entropy(x_hat, x, reduction="none").flatten(1).sum(1),
             "psnr": psnr(x_hat, x), "ssim": ssim(x_hat, x)}
-        if kind == "vae":
+        if kind in ("vae", "cvae"):
             per_image["kl"] = kl_divergence(mu, logvar)
         if noise != "none":
             per_image.update({"noisy_mse": (x_in - x).pow(2).flatten(1).mean(1),
@@ -92,7 +101,7 @@ def evaluate_images(model, kind: str, images_u8: np.ndarray, noise: str = "none"
             n = min(n_grid, len(x))
             grid = torch.cat([x_in[:n], x[:n], x_hat[:n]]).cpu()
     metrics = {k: v / len(x_all) for k, v in sums.items()}
-    if kind == "vae":
+    if kind in ("vae", "cvae"):
         metrics["neg_elbo_mu"] = metrics["bce"] + beta * metrics["kl"]  # bound at z = μ
     if noise != "none":
         metrics["psnr_gain"] = metrics["psnr"] - metrics["noisy_psnr"]
@@ -120,7 +129,8 @@ def evaluate_checkpoint(path, data_dir=None, out=None, noise: str | None = None,
     test = load_splits(data_dir or targs.get("data_dir"), val_size=0, limit=limit)["test"]
     model = model.to(pick_device(device))
     res = evaluate_images(model, spec.kind, test.images, noise, noise_level,
-                          beta=float(targs.get("beta", 1.0)), batch_size=batch_size)
+                          beta=float(targs.get("beta", 1.0)), batch_size=batch_size,
+                          labels=test.labels)
     report = {"checkpoint": str(path), "model": spec.name, "epoch": ckpt.get("epoch"),
               "config": ckpt["config"], "noise": noise, "noise_level": noise_level,
               "n_images": len(test), "metrics": res["metrics"]}

@@ -10,8 +10,8 @@ import dataclasses
 import importlib
 from dataclasses import dataclass
 
-KINDS = ("ae", "vae", "ddpm", "classifier")
-_MODULES = ("unet", "autoencoders", "vae", "classifier")  # modules under latentforge.train that define SPECS
+KINDS = ("ae", "vae", "cvae", "ddpm", "classifier")
+_MODULES = ("unet", "autoencoders", "vae", "cvae", "classifier")  # modules under latentforge.train that define SPECS
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ def all_specs() -> dict[str, ModelSpec]:
 
 def model_names() -> list[str]:
     """Names without importing torch (kept in sync by a test)."""
-    return ["ae-dense1", "ae-dense2", "ae-conv", "vae-dense", "vae-conv", "ddpm-unet",
-            "classifier"]
+    return ["ae-dense1", "ae-dense2", "ae-conv", "vae-dense", "vae-conv", "cvae-conv",
+            "ddpm-unet", "classifier"]
 
 
 def get_spec(name: str) -> ModelSpec:

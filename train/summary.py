@@ -13,6 +13,8 @@ from .registry import count_parameters
 
 def example_inputs(kind: str, batch: int = 2) -> tuple:
     x = torch.zeros(batch, 1, 28, 28)  # (B, 1, 28, 28)
+    if kind == "cvae":  # and the one-hot label (B, 10)
+        return x, torch.nn.functional.one_hot(torch.zeros(batch).long(), 10).float()
     return (x, torch.zeros(batch)) if kind == "ddpm" else (x,)  # the U-Net also takes t (B,)
 
 
