@@ -226,3 +226,42 @@ def test_exclude_digits_is_recorded_and_resume_keeps_it(data_dir, tmp_path, caps
     with pytest.raises(ValueError, match="--exclude-digits"):
         train(TrainArgs(**{**args, "epochs": 2}, exclude_digits=(3,), resume=True))
 
+
+# ---------------------------------------------------------------- the report's section
+def fake_context(tmp_path, models, data_dir, n=300, **cfg):
+    """What a report section reads from its Context, without the report's set-up."""
+    from types import SimpleNamespace
+
+    m = load_mnist(data_dir)
+    figs = tmp_path / "figures"
+    return SimpleNamespace(
+        models=models, x_test=m.test_images[:n].astype(np.float32)[:, None] / 255,
+        y_test=m.test_labels[:n].astype(np.int64), results={}, fig=lambda name: figs / name,
+        image=lambda path, caption: f"![{caption}]({path.relative_to(tmp_path).as_posix()})",
+        cfg=SimpleNamespace(**{"seed": 0, "threads": 1, **cfg}))
+
+
+def test_anomaly_section_rates_held_out_models_against_the_shipped_twin(data_dir, tmp_path):
+    import json
+    import shutil
+
+    from latentforge.train.report.anomaly import anomaly, held_out
+
+    d = tmp_path / "no7"  # the shipped graphs, with a manifest saying 7 was left out
+    shutil.copytree(SHIPPED / "vae-conv", d, ignore=shutil.ignore_patterns("*.pt"))
+    m = json.loads((d / "manifest.json").read_text())
+    m["training"]["exclude_digits"] = [7]
+    (d / "manifest.json").write_text(json.dumps(m))
+    no7 = load(d, threads=1)
+    assert held_out(no7) == (7,) and held_out(load("vae-conv", threads=1)) == ()
+    ctx = fake_context(tmp_path, {"no7": no7}, data_dir, n=150)
+    text = anomaly(ctx)
+    rows = ctx.results["anomaly"]
+    assert [(r["model"], r["score"]) for r in rows] == [
+        ("no7", "elbo"), ("no7", "recon"), ("vae-conv (control)", "elbo"),
+        ("vae-conv (control)", "recon")]
+    for r in rows:
+        assert 0 <= r["auroc"] <= 1 and r["n_held_out"] == int((ctx.y_test == 7).sum())
+    assert rows[0]["auroc"] == rows[2]["auroc"]  # the same graphs score the same
+    assert "![score histograms" in text and (tmp_path / "figures" / "anomaly_scores.png").is_file()
+    assert "No held-out model" in anomaly(fake_context(tmp_path, {}, data_dir))

@@ -182,3 +182,23 @@ def test_shipped_cvae_draws_the_requested_digits():
     acc = requested_digit_accuracy(clf, cvae.sample(len(digits), seed=0, digit=digits), digits)
     assert min(acc.values()) >= 0.85, acc
 
+
+def test_conditional_report_section(cvae, data_dir, tmp_path):
+    from test_anomaly import fake_context
+
+    from latentforge.runtime.quality import reference_stats
+    from latentforge.train.data import load_mnist
+    from latentforge.train.report.conditional import conditional, digit_grid
+
+    grid = digit_grid(cvae, 0)
+    np.testing.assert_array_equal(grid[30:40], cvae.sample(10, seed=0, digit=3))  # row 3
+    clf = load("classifier", threads=1)
+    ctx = fake_context(tmp_path, {"cvae": cvae}, data_dir, n_samples=30)
+    ctx.classifier = clf
+    ctx.reference = reference_stats(clf, load_mnist(data_dir).test_images[:200])
+    text = conditional(ctx)
+    r = ctx.results["conditional"]["cvae"]
+    assert sorted(r["requested_digit_accuracy"]) == list(range(10)) and r["n"] == 30
+    assert np.isfinite(r["fd"]) and 0 <= r["overall"] <= 1
+    assert "row = requested digit" in text and (tmp_path / "figures" /
+                                                "cvae_grid_cvae.png").is_file()

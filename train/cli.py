@@ -204,7 +204,7 @@ def _register_report(sub) -> None:
                    "2,5,10,20,50,100, quick 2,10)")
     p.add_argument("--sections", nargs="+", default=None, metavar="SECTION",
                    help="only these: models reconstructions samples latent iterates sweeps "
-                   "ddpm architectures (default: all)")
+                   "ddpm architectures anomaly conditional (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of samples, noise and sweeps")
     p.add_argument("--threads", type=int, default=None,
                    help="onnxruntime, torch and OpenMP threads (default: 1 with --quick, else "

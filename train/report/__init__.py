@@ -22,6 +22,7 @@ One module per job; a section never imports the builder:
     ddpm_strips.py      section 7   architectures.py    section 8
     sweep_runs.py       one sweep cell trained (or reused) and scored: sections 6 and 8
     conclusions.py      the course's architecture conclusions checked against section 8
+    anomaly.py          section 9   conditional.py      section 10
     builder.py          build_report: runs the sections, writes report.md / report.json
 """
 from .builder import build_report

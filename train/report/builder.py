@@ -13,8 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from . import (architectures, ddpm_strips, iterates, latent, models, reconstructions, samples,
-               sweeps)
+from . import (anomaly, architectures, conditional, ddpm_strips, iterates, latent, models,
+               reconstructions, samples, sweeps)
 from .config import SECTIONS, ReportConfig
 from .context import Context
 from .markdown import jsonable, md_table
@@ -29,7 +29,9 @@ SECTION_FUNCTIONS = {
     "sweeps": ("6. β and latent-size sweeps (vae-conv)", sweeps.sweeps),
     "ddpm": ("7. DDPM forward and reverse processes", ddpm_strips.ddpm_strips),
     "architectures": ("8. Architecture sweeps (vae-dense, vae-conv)",
-                      architectures.architectures)}
+                      architectures.architectures),
+    "anomaly": ("9. Anomaly scores: a digit left out of training", anomaly.anomaly),
+    "conditional": ("10. Conditional VAE: the requested digit", conditional.conditional)}
 
 
 def build_report(cfg: ReportConfig) -> Path:
@@ -101,7 +103,8 @@ def _build(cfg: ReportConfig) -> Path:
 
 RESULT_KEYS = {"models": "models", "reconstructions": "denoising", "samples": "samples",
                "latent": "latent", "iterates": "iterates", "sweeps": "sweeps",
-               "architectures": "architectures"}
+               "architectures": "architectures", "anomaly": "anomaly",
+               "conditional": "conditional"}
 
 
 def previous_report(out: Path, cfg: ReportConfig) -> tuple[dict, dict, dict]:

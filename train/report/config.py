@@ -18,7 +18,7 @@ FULL = dict(n_test=10_000, reference_size=10_000, n_samples=1000, n_ancestral=10
             tsne_points=2000, sweep_epochs=5, sweep_limit=None, sweep_val_size=10_000,
             sweep_batch_size=128, threads=None, arch_latents=(2, 5, 10, 20, 50, 100))
 SECTIONS = ("models", "reconstructions", "samples", "latent", "iterates", "sweeps", "ddpm",
-            "architectures")
+            "architectures", "anomaly", "conditional")
 
 
 @dataclass
