@@ -1,5 +1,6 @@
 """Shared fixtures."""
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,13 @@ settings.register_profile("latentforge", derandomize=True, print_blob=True)
 settings.load_profile("latentforge")
 
 FIXTURE_DATA = Path(__file__).parent / "data"
+
+# A non-interactive shell starts background jobs (`bash .ci/run &`) with SIGINT ignored, and an
+# ignored signal stays ignored in every child: Python then installs no KeyboardInterrupt
+# handler and the Ctrl-C tests would test the launcher, not the program. Restore what a
+# terminal gives (children exec'd from here get SIG_DFL, so Python installs its handler).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
