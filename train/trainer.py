@@ -229,7 +229,7 @@ def train(args: TrainArgs) -> dict:
         val = _validate(task, eval_model, xs["val"], ys["val"], args.batch_size, device,
                         args.seed, args.dry_run)
         record = {"epoch": epoch + 1, "train": {k: v / count for k, v in sums.items()},
-                  "val": val, "lr": lr, "time_s": round(time.time() - t0, 2)}
+                  "val": val, "lr": lr, "time_s": round(time.time() - t0, 4)}
         print(json.dumps(record))
         if args.dry_run:
             return {"model": spec.name, "metrics": record}

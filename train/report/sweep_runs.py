@@ -83,5 +83,5 @@ def run_cell(ctx, model_name: str, beta: float, latent: int, arch: dict | None =
     model, ckpt, out = train_run(ctx, model_name, beta, latent, arch)
     r = evaluate_run(ctx, model, ckpt, latent)
     epochs = int(ckpt["epoch"])
-    return {**r, "epochs": epochs, "train_s": round(train_seconds(out, epochs), 1),
+    return {**r, "epochs": epochs, "train_s": round(train_seconds(out, epochs), 3),
             "seconds": round(time.time() - t0, 1)}, model
