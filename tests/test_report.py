@@ -179,3 +179,14 @@ def test_report_config_rejects_unknown_sections_and_single_samples():
         ReportConfig(quick=True, n_samples=1).resolved()
     assert ReportConfig(quick=True).resolved().threads == 1
     assert ReportConfig().resolved().n_ancestral == 1000
+
+
+def test_report_sampler_settings_come_from_the_table_and_quick_keeps_a_subset():
+    from latentforge.runtime.sampler_table import SETTINGS
+
+    full = ReportConfig().resolved().samplers
+    assert full == tuple(s.label for s in SETTINGS)
+    quick = ReportConfig(quick=True).resolved().samplers
+    assert "ancestral" in quick and "ddim-100 η=1" in quick and set(quick) < set(full)
+    with pytest.raises(ValueError, match="unknown sampler settings.*valid: ancestral"):
+        ReportConfig(samplers=("ancestral", "euler-3")).resolved()

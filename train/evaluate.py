@@ -28,11 +28,11 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch
     return 10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-10))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_taps(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian whose outer product with itself is SSIM's window, (size,) float64."""
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-r ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]  # (1, 1, size, size)
+    return g / g.sum()
 
 
 def ssim(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -41,14 +41,17 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch
     Wang, Bovik, Sheikh & Simoncelli, "Image quality assessment: from error visibility to
     structural similarity", IEEE TIP 2004: local means, variances and covariance under an
     11x11 Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, averaged over the valid positions.
+    The window is separable, so the five local moments are filtered together as channels by
+    two 11-tap passes (22 multiply-adds per pixel instead of 121, one call instead of five).
     """
-    w = _gaussian_window().to(x.device)
+    g = _gaussian_taps().to(x.device)
     a, b = x_hat.double(), x.double()
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)  # (B, 1, H-10, W-10)
-    var_a = F.conv2d(a * a, w) - mu_a ** 2
-    var_b = F.conv2d(b * b, w) - mu_b ** 2
-    cov = F.conv2d(a * b, w) - mu_a * mu_b
+    maps = torch.cat([a, b, a * a, b * b, a * b], dim=1)  # (B, 5, H, W)
+    maps = F.conv2d(maps, g.view(1, 1, 1, -1).expand(5, 1, 1, -1), groups=5)  # along W
+    maps = F.conv2d(maps, g.view(1, 1, -1, 1).expand(5, 1, -1, 1), groups=5)  # along H
+    mu_a, mu_b, e_aa, e_bb, e_ab = maps.unbind(1)  # each (B, H-10, W-10)
+    var_a, var_b, cov = e_aa - mu_a ** 2, e_bb - mu_b ** 2, e_ab - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) *
                                                      (var_a + var_b + c2))
     return s.flatten(1).mean(1)

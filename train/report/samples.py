@@ -17,11 +17,13 @@ GOAL_CONFIDENT, GOAL_DEVIATION_PP, GOAL_FD = 0.95, 3.0, 20.0
 
 
 def ddpm_plans(ctx) -> tuple[list[tuple[Setting, int]], list[str]]:
-    """[(setting, n)] of the sampler table (runtime/sampler_table.SETTINGS) the caps allow,
-    and notes about what was capped or skipped."""
+    """[(setting, n)] of the sampler table's settings (runtime/sampler_table.SETTINGS) that
+    ``cfg.samplers`` names and the caps allow, and notes about what was capped or skipped."""
     T, cap = ctx.ddpm.num_timesteps, ctx.cfg.max_steps
     plans, notes = [], []
     for setting in SETTINGS:
+        if setting.label not in ctx.cfg.samplers:
+            continue
         if setting.steps is None:  # ancestral / ddpm: all T steps
             if cap is not None and T > cap:
                 notes.append(f"{setting.method} sampling ({T} steps) skipped: --max-steps {cap}")
