@@ -17,6 +17,7 @@ from PIL import Image
 from latentforge.runtime import load
 from latentforge.runtime.cli import main
 from latentforge.train.data import load_mnist
+from test_packaging import import_blocker
 
 pytestmark = [
     # Ray Data's DataContext() sets its own deprecated fields while initializing itself
@@ -24,14 +25,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context"),
 ]
 
-BLOCK_RAY = textwrap.dedent("""
-    import importlib.abc, sys
-    class BlockRay(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "ray" or name.startswith("ray."):
-                raise ImportError("ray is blocked in this test")
-    sys.meta_path.insert(0, BlockRay())
-""")
+BLOCK_RAY = import_blocker("ray")
 DDIM5 = dict(method="ddim", steps=5)
 
 

@@ -4,14 +4,20 @@ import sys
 import textwrap
 from pathlib import Path
 
-BLOCK_TORCH = textwrap.dedent("""
-    import importlib.abc, sys
-    class BlockTorch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-    sys.meta_path.insert(0, BlockTorch())
-""")
+def import_blocker(package: str) -> str:
+    """Python source that makes every later import of ``package`` (and its submodules) raise
+    ImportError: prepend it to a subprocess's code to test life without an optional engine."""
+    return textwrap.dedent(f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == {package!r} or name.startswith({package + "."!r}):
+                    raise ImportError({package + " is blocked in this test"!r})
+        sys.meta_path.insert(0, Block())
+    """)
+
+
+BLOCK_TORCH = import_blocker("torch")
 
 
 def run_python(code: str, tmp_path) -> subprocess.CompletedProcess:

@@ -12,29 +12,23 @@ A weights-only checkpoint (what ships) drops "optimizer" and "rng" and keeps the
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from latentforge.runtime.outputs import atomic_output
 
 FORMAT = 1
 
 
 def atomic_write_bytes(path: str | os.PathLike, write) -> None:
-    """Call ``write(fileobj)`` on a temp file in the same directory, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are shared and shipped
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then rename it over
+    ``path`` (runtime.outputs.atomic_output: removed on any error or Ctrl-C, only a regular
+    file is ever replaced)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_checkpoint(path, payload: dict) -> None:
