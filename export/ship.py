@@ -73,6 +73,14 @@ def ship(ckpt_path, models_dir=MODELS_DIR, log=print) -> Path:
 
 
 def write_model_card(models_dir=MODELS_DIR) -> Path:
+    card = Path(models_dir) / "README.md"
+    card.write_text(model_card_text(models_dir))
+    return card
+
+
+def model_card_text(models_dir=MODELS_DIR) -> str:
+    """runtime/models/README.md for the models in ``models_dir``: recipe, test metrics and the
+    sha256 of every file of each."""
     from latentforge.runtime.hashing import sha256_file
     from latentforge.train.checkpoint import load_checkpoint
 
@@ -93,6 +101,11 @@ def write_model_card(models_dir=MODELS_DIR) -> Path:
                   f"Reproduce: {reproduce_text(ckpt)} "
                   f"({ckpt.get('epoch', '?')} epochs), then `latentforge ship "
                   f"runs/{m['name']}/last.pt`.", ""]
+        init = m.get("init_from")
+        if init:  # the card names the starting weights by content, so a chain can be followed
+            lines += [f"Started from `{init['file']}` (sha256 `{init['sha256']}`, "
+                      f"{init.get('epoch', '?')} epochs): an earlier shipped `checkpoint.pt` "
+                      "of this model; the README's section on the model gives each stage.", ""]
         if test:
             lines += ["Test metrics: " + ", ".join(f"{k} = {v:.4g}" for k, v in test.items()
                                                    if isinstance(v, (int, float))), ""]
@@ -100,6 +113,4 @@ def write_model_card(models_dir=MODELS_DIR) -> Path:
         for f in sorted(p for p in d.iterdir() if p.is_file()):
             lines.append(f"| `{f.name}` | `{sha256_file(f)}` |")
         lines.append("")
-    card = models_dir / "README.md"
-    card.write_text("\n".join(lines))
-    return card
+    return "\n".join(lines)

@@ -162,3 +162,13 @@ def test_verify_passes_on_a_fresh_export(exported):
     if exported["kind"] == "ddpm":  # every t of the brief, random and real inputs
         labels = {r.inputs for r in report.rows}
         assert {f"{s} t={t}" for s in ("random", "real") for t in (0, 1, 500, 999)} <= labels
+
+
+def test_model_card_is_current_and_names_the_weights_a_fine_tune_started_from():
+    from latentforge.export.ship import MODELS_DIR, model_card_text
+
+    text = model_card_text()
+    assert text == (MODELS_DIR / "README.md").read_text()  # `latentforge ship` was rerun
+    init = json.loads((MODELS_DIR / "ddpm-unet" / "manifest.json").read_text())["init_from"]
+    assert f"Started from `{init['file']}` (sha256 `{init['sha256']}`" in text
+    assert "/work/" not in text and "/home/" not in text  # no trainer machine's paths
