@@ -180,7 +180,8 @@ def test_shipped_cvae_draws_the_requested_digits():
     cvae, clf = load("cvae-conv", threads=1), load("classifier", threads=1)
     digits = np.repeat(np.arange(10), 20)
     acc = requested_digit_accuracy(clf, cvae.sample(len(digits), seed=0, digit=digits), digits)
-    assert min(acc.values()) >= 0.85, acc
+    # the bar: >= 95% per digit (the README's n = 1,000 run: lowest 98%, digit 1)
+    assert min(acc.values()) >= 0.95, acc
 
 
 def test_conditional_report_section(cvae, data_dir, tmp_path):
