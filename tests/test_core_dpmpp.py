@@ -17,8 +17,15 @@ from test_core_sample import make_toy  # the same toy stand-in for the U-Net
 
 SCHEDULE = NoiseSchedule()
 SCHED = {name: getattr(SCHEDULE, name) for name in NoiseSchedule.ARRAYS}
-TOL = 1e-4  # max |difference| over all pixels after the whole loop (measured: toy <= 2.4e-5,
-#              shipped U-Net via onnxruntime vs PyTorch at 20 steps <= 2.3e-5)
+TOL = 1e-4  # max |difference| over all pixels after the whole loop (measured: toy <= 2.4e-5)
+# and per step on the shipped U-Net (measured <= 2.6e-6). Over a whole 20-step loop on the
+# shipped U-Net the stochastic solver amplifies that rounding-level difference on a few
+# trajectories: with seeds 11 and 21-25, 46 of 48 samples stay <= 1e-4 and the worst reaches
+# 5.6e-4 (the previous weights: 46 of 48, worst 4.4e-4), and even with the same onnxruntime
+# U-Net on both sides one sample differs by 1.3e-4. A wrong coefficient, noise key or order
+# moves every sample by > 1e-2, so the whole-loop test bounds the typical sample by TOL and
+# every sample by LOOP_TOL, and the per-step test holds every update to TOL.
+LOOP_TOL = 5e-3
 DDPM_DIR = Path(__file__).parents[1] / "runtime" / "models" / "ddpm-unet"
 # diffusers' set_timesteps calls np.array() on a torch tensor, which NumPy 2 flags as deprecated.
 NP_ARRAY_COPY = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
@@ -132,11 +139,38 @@ def shipped_unet():
 def test_shipped_unet_in_cpp_loop_matches_pytorch_reference_at_20_steps(shipped_unet, method):
     denoiser, schedule_arrays_, unet, schedule = shipped_unet
     timesteps = linspace_timesteps(schedule.num_timesteps, 20)
-    ours = _core.sample(denoiser, schedule_arrays_, method, timesteps, seed=11, n=3)
+    ours = _core.sample(denoiser, schedule_arrays_, method, timesteps, seed=11, n=8)
     with torch.no_grad():
-        ref = reference(11, 3, method, timesteps, lambda x, t: unet(x, t), schedule)
-    assert np.abs(ours - ref).max() <= TOL
+        ref = reference(11, 8, method, timesteps, lambda x, t: unet(x, t), schedule)
+    per_sample = np.abs(ours - ref).reshape(8, -1).max(axis=1)
+    assert np.median(per_sample) <= TOL and per_sample.max() <= LOOP_TOL, per_sample
     assert 0.2 < np.abs(ours).mean() < 1.0  # digits: mostly ±1 background and strokes
+
+
+@pytest.mark.parametrize("method", SOLVER_METHODS)
+def test_every_update_of_the_cpp_loop_on_the_shipped_unet_is_one_reference_step(shipped_unet,
+                                                                               method):
+    """Each captured x_t of the C++ loop (onnxruntime U-Net), advanced by one step of the
+    PyTorch reference (PyTorch U-Net, the same noise key), gives the loop's next x_t."""
+    denoiser, schedule_arrays_, unet, schedule = shipped_unet
+    timesteps = [int(t) for t in linspace_timesteps(schedule.num_timesteps, 20)]
+    n, sde = 8, method == "sde-dpmpp-2m"
+    x0, captured = _core.sample(denoiser, schedule_arrays_, method, timesteps, seed=11, n=n,
+                                capture=timesteps)
+    states = [captured[t] for t in timesteps] + [x0]  # x_t before each update, then x_0
+    x0_prev, worst = None, []
+    with torch.no_grad():
+        for i, t in enumerate(timesteps):
+            last = i == len(timesteps) - 1
+            x = torch.from_numpy(states[i])
+            eps = unet(x, torch.full((n,), float(t)))
+            z = core_noise(11)(i + 1, (n, 1, 28, 28)) if sde and not last else None
+            out, x0_prev = samplers.dpmpp_2m_step(
+                schedule, x, eps, t, -1 if last else timesteps[i + 1],
+                timesteps[i - 1] if i > 0 else None, x0_prev, z, sde=sde)
+            out = out.clamp(-1.0, 1.0) if last else out
+            worst.append(float(np.abs(out.numpy() - states[i + 1]).max()))
+    assert max(worst) <= TOL, worst
 
 
 # --- invariances ---
