@@ -42,8 +42,9 @@ def register(sub) -> None:
                    "are made: any n)")
     p.add_argument("--method", choices=METHODS, default=None,
                    help=f"DDPM reverse process (default: {DEFAULT_METHOD} with {DEFAULT_STEPS} "
-                   f"steps and η = {DEFAULT_ETA:g}, the fastest quality-matched setting "
-                   "measured; ancestral is the course's exact 1000-step loop)")
+                   f"steps{f' and η = {DEFAULT_ETA:g}' if DEFAULT_METHOD == 'ddim' else ''}, "
+                   "the fastest quality-matched setting measured; ancestral is the course's "
+                   "exact 1000-step loop)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"steps of ddim (default: all T), dpmpp-2m and sde-dpmpp-2m (default: "
                    f"{SOLVER_STEPS}); ancestral and ddpm run all T")

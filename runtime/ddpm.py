@@ -66,9 +66,9 @@ class DDPM(Model):
         method: "ancestral" (the course's 1000-step loop), "ddpm" (posterior variance, Ho et
         al.), "ddim" (Song et al.; ``steps`` evenly spaced, ``eta`` noise), "dpmpp-2m" or
         "sde-dpmpp-2m" (DPM-Solver++(2M), Lu et al. 2022, deterministic or stochastic, any
-        ``steps`` >= 2, default SOLVER_STEPS). method=None: the measured default, DDIM with
-        DEFAULT_STEPS (100) steps and η = DEFAULT_ETA (1) unless ``steps``/``eta`` are given;
-        a named method takes η = 0 unless given. The same seed gives the
+        ``steps`` >= 2, default SOLVER_STEPS). method=None: the measured default,
+        DEFAULT_METHOD with DEFAULT_STEPS steps (runtime/sampling.py; today sde-dpmpp-2m, 20)
+        unless ``steps`` is given; ``eta`` is DDIM's and a named ddim takes η = 0 unless given. The same seed gives the
         same digits whatever ``batch_size``. capture: timesteps whose x_t to return too, as
         {t: images}; then the result is (images, captured).
 
