@@ -22,26 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def quantize(src: Path, dst: Path, x0: np.ndarray) -> None:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, QuantType, quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{"x": x0[i:i + 128]} for i in range(0, len(x0), 128)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    pre = dst.with_suffix(".pre.onnx")
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm"],
-                    calibrate_method=CalibrationMethod.MinMax)
-    pre.unlink()
+from int8_unet import quantize  # the same QDQ recipe (this script runs from bench/)
 
 
 def nearest_neighbour_accuracy(mu: np.ndarray, labels: np.ndarray) -> float:
@@ -77,7 +58,8 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="lf-int8-enc-"))
     try:
         q_path = work / "encoder.int8.onnx"
-        quantize(directory / "encoder.onnx", q_path, calib)
+        quantize(directory / "encoder.onnx", q_path,
+                 ({"x": calib[i:i + 128]} for i in range(0, len(calib), 128)))
         if args.keep:
             Path(args.keep).mkdir(parents=True, exist_ok=True)
             shutil.copy(q_path, Path(args.keep) / "encoder.int8.onnx")

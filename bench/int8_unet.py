@@ -37,14 +37,16 @@ def calibration_batches(abar: np.ndarray, x0: np.ndarray, batch: int, seed: int 
         yield {"x": xt.astype(np.float32), "t": t.astype(np.float32)}
 
 
-def quantize(src: Path, dst: Path, abar: np.ndarray, x0: np.ndarray) -> None:
+def quantize(src: Path, dst: Path, batches) -> None:
+    """Static QDQ int8 of the graph at ``src`` into ``dst``, calibrated on ``batches`` (an
+    iterable of input-name → array feeds); bench/int8_encoder.py uses it too."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
                                           QuantFormat, QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = calibration_batches(abar, x0, 32)
+            self.batches = iter(batches)
 
         def get_next(self):
             return next(self.batches, None)
@@ -64,7 +66,7 @@ def int8_model_dir(shipped: Path, out: Path, abar, x0) -> Path:
     from latentforge.runtime.hashing import sha256_file
 
     shutil.copytree(shipped, out)
-    quantize(shipped / "unet.onnx", out / "unet.onnx", abar, x0)
+    quantize(shipped / "unet.onnx", out / "unet.onnx", calibration_batches(abar, x0, 32))
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["graphs"]["unet"]["sha256"] = sha256_file(out / "unet.onnx")
     manifest["quantization"] = {"format": "QDQ", "weights": "int8 per-channel",
