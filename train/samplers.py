@@ -103,14 +103,16 @@ def dpmpp_2m_step(s: NoiseSchedule, x, eps, t: int, t_next: int, t_prev: int | N
     ``t_prev`` to the next step.
 
     With α, σ, λ of ``solver_scalars``, x̂0_t = (x_t − σ_t ε̂)/α_t and h = λ_{t_next} − λ_t:
-      first order (no t_prev, or the step to x_0; for the ODE this is DDIM):
-        ODE: x' = (σ_{t_next}/σ_t)·x_t − α_{t_next}(e^{−h} − 1)·x̂0_t
-        SDE: x' = (σ_{t_next}/σ_t)e^{−h}·x_t + α_{t_next}(1 − e^{−2h})·x̂0_t
+      first order (no t_prev, or the step to x_0; for the ODE this is DDIM), D = x̂0_t:
+        ODE: x' = (σ_{t_next}/σ_t)·x_t − α_{t_next}(e^{−h} − 1)·D
+        SDE: x' = (σ_{t_next}/σ_t)e^{−h}·x_t + α_{t_next}(1 − e^{−2h})·D
                   + σ_{t_next}√(1 − e^{−2h})·z
-      second order (midpoint), r = (λ_t − λ_{t_prev})/h, D0 = x̂0_t, D1 = (x̂0_t − x̂0_prev)/r:
-        ODE: x' = (σ_{t_next}/σ_t)·x_t − α_{t_next}(e^{−h} − 1)·(D0 + ½·D1)
-        SDE: x' = (σ_{t_next}/σ_t)e^{−h}·x_t + α_{t_next}(1 − e^{−2h})·(D0 + ½·D1)
-                  + σ_{t_next}√(1 − e^{−2h})·z
+      second order, r = (λ_t − λ_{t_prev})/h: the same with Algorithm 2's
+        D = (1 + 1/(2r))·x̂0_t − 1/(2r)·x̂0_prev   (= D0 + ½·D1 with D0 = x̂0_t,
+                                                    D1 = (x̂0_t − x̂0_prev)/r: "midpoint").
+    Every scalar factor is computed in double (Python floats) and multiplies float32 tensors,
+    x' = cx·x_t + c0·x̂0_t [+ c1·x̂0_prev] [+ k·z] in that order, as the C++ loop applies its
+    plan (csrc/dpm_solver.hpp), so the two agree to rounding over a whole run.
     The step to x_0 (σ = 0, e^{−h} = 0) returns x̂0_t exactly and uses no z. As diffusers with
     solver_order=2, solver_type="midpoint", final_sigmas_type="zero", lower_order_final=True.
     """
@@ -120,14 +122,17 @@ def dpmpp_2m_step(s: NoiseSchedule, x, eps, t: int, t_next: int, t_prev: int | N
         return x0, x0
     alpha_n, sigma_n, lam_n = solver_scalars(s, t_next)
     h = lam_n - lam
-    d = x0
-    if t_prev is not None:
+    w = -math.expm1(-2.0 * h) if sde else -math.expm1(-h)  # 1 − e^{−2h} or 1 − e^{−h}
+    g = alpha_n * w                                          # D's weight
+    cx = sigma_n / sigma * (math.exp(-h) if sde else 1.0)
+    if t_prev is None:
+        out = cx * x + g * x0
+    else:
         r = (lam - solver_scalars(s, t_prev)[2]) / h
-        d = x0 + 0.5 * ((x0 - x0_prev) / r)
-    if not sde:
-        return (sigma_n / sigma) * x + (alpha_n * -math.expm1(-h)) * d, x0
-    out = (sigma_n / sigma * math.exp(-h)) * x + (alpha_n * -math.expm1(-2.0 * h)) * d
-    return out + (sigma_n * math.sqrt(-math.expm1(-2.0 * h))) * z, x0
+        out = cx * x + (g * (1.0 + 0.5 / r)) * x0 + (-g * (0.5 / r)) * x0_prev
+    if sde:
+        out = out + (sigma_n * math.sqrt(w)) * z
+    return out, x0
 
 
 def _solver_timesteps(schedule: NoiseSchedule, method: str, timesteps, steps, eta, clip_x0):
