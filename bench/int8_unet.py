@@ -4,7 +4,7 @@ no int8 variant ships; rerun it on a CPU with VNNI / AMX or after an onnxruntime
 
     python bench/int8_unet.py [--quality 1000] [--keep DIR]
 
-Quantization: QDQ format, Conv and Gemm weights int8 per output channel, activations uint8
+Quantization (export/quantize.py's quantize_graph, as `latentforge quantize`): QDQ format, Conv and Gemm weights int8 per output channel, activations uint8
 with ``reduce_range`` (7-bit weights: AVX2 without VNNI saturates u8·s8 pair sums
 otherwise), MinMax calibration on x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε for real training digits x_0
 and t uniform over 0…T−1 (the inputs the sampling loop feeds). ConvTranspose stays fp32:
@@ -37,40 +37,17 @@ def calibration_batches(abar: np.ndarray, x0: np.ndarray, batch: int, seed: int 
         yield {"x": xt.astype(np.float32), "t": t.astype(np.float32)}
 
 
-def quantize(src: Path, dst: Path, batches) -> None:
-    """Static QDQ int8 of the graph at ``src`` into ``dst``, calibrated on ``batches`` (an
-    iterable of input-name → array feeds); bench/int8_encoder.py uses it too."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, QuantType, quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter(batches)
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    pre = dst.with_suffix(".pre.onnx")
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm"],
-                    calibrate_method=CalibrationMethod.MinMax)
-    pre.unlink()
-
-
 def int8_model_dir(shipped: Path, out: Path, abar, x0) -> Path:
     """A copy of the shipped model directory whose unet.onnx is the int8 graph; the manifest
     records the quantization and the new file's sha256."""
+    from latentforge.export.quantize import RECIPE, quantize_graph  # `latentforge quantize`'s
     from latentforge.runtime.hashing import sha256_file
 
     shutil.copytree(shipped, out)
-    quantize(shipped / "unet.onnx", out / "unet.onnx", calibration_batches(abar, x0, 32))
+    quantize_graph(shipped / "unet.onnx", out / "unet.onnx", calibration_batches(abar, x0, 32))
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["graphs"]["unet"]["sha256"] = sha256_file(out / "unet.onnx")
-    manifest["quantization"] = {"format": "QDQ", "weights": "int8 per-channel",
-                                "activations": "uint8", "reduce_range": True,
+    manifest["quantization"] = {**RECIPE, "graphs": ["unet"], "source": manifest["name"],
                                 "calibration": f"{len(x0)} x_t of real digits, t uniform"}
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out

@@ -81,7 +81,6 @@ def write_model_card(models_dir=MODELS_DIR) -> Path:
 def model_card_text(models_dir=MODELS_DIR) -> str:
     """runtime/models/README.md for the models in ``models_dir``: recipe, test metrics and the
     sha256 of every file of each."""
-    from latentforge.runtime.hashing import sha256_file
     from latentforge.train.checkpoint import load_checkpoint
 
     models_dir = Path(models_dir)
@@ -95,6 +94,9 @@ def model_card_text(models_dir=MODELS_DIR) -> str:
     for manifest_path in sorted(models_dir.glob("*/manifest.json")):
         d = manifest_path.parent
         m = json.loads(manifest_path.read_text())
+        if m.get("quantization"):
+            lines += quantized_card(m) + file_table(d)
+            continue
         ckpt = load_checkpoint(d / "checkpoint.pt")
         test = (m.get("metrics") or {}).get("test") or {}
         lines += [f"## {m['name']} ({m['kind']}, {m['parameters']:,} parameters)", "",
@@ -109,8 +111,34 @@ def model_card_text(models_dir=MODELS_DIR) -> str:
         if test:
             lines += ["Test metrics: " + ", ".join(f"{k} = {v:.4g}" for k, v in test.items()
                                                    if isinstance(v, (int, float))), ""]
-        lines += ["| file | sha256 |", "|---|---|"]
-        for f in sorted(p for p in d.iterdir() if p.is_file()):
-            lines.append(f"| `{f.name}` | `{sha256_file(f)}` |")
-        lines.append("")
+        lines += file_table(d)
     return "\n".join(lines)
+
+
+def file_table(d: Path) -> list[str]:
+    from latentforge.runtime.hashing import sha256_file
+
+    return (["| file | sha256 |", "|---|---|"]
+            + [f"| `{f.name}` | `{sha256_file(f)}` |"
+               for f in sorted(p for p in d.iterdir() if p.is_file())] + [""])
+
+
+def quantized_card(m: dict) -> list[str]:
+    """A `latentforge quantize` variant: how it was made and what it measured."""
+    q, a = m["quantization"], m["quantization"].get("accuracy", {})
+    lines = [f"## {m['name']} ({m['kind']}, {', '.join(q['graphs'])} in int8; the rest is "
+             f"{q['source']}'s)", "",
+             f"Reproduce: `latentforge quantize {q['source']} --ship --data-dir DATA` "
+             f"({q['format']}, weights {q['weights']}, activations {q['activations']}"
+             f"{' with reduce_range' if q.get('reduce_range') else ''}, {q['calibration_method']}"
+             f" calibration on {q['calibration']}). Check it with `latentforge verify "
+             f"runtime/models/{m['name']} runtime/models/{q['source']}/checkpoint.pt`.", ""]
+    if a:
+        lines += [f"Against {q['source']} on {a['test_digits']} test digits: code |int8 − "
+                  f"fp32| mean {a['mean_abs_diff']} (code std {a['code_std']}), reconstruction "
+                  f"MSE {a['recon_mse_int8']} vs {a['recon_mse_fp32']}, 1-NN digit accuracy "
+                  f"{a['nn_accuracy_int8']} vs {a['nn_accuracy_fp32']}; classifier on "
+                  f"{a['recon_scored']} reconstructions: FD {a['recon_fd_int8']} vs "
+                  f"{a['recon_fd_fp32']}, right digit {a['recon_digit_accuracy_int8']} vs "
+                  f"{a['recon_digit_accuracy_fp32']}.", ""]
+    return lines

@@ -6,6 +6,7 @@ whatever scaling the network uses inside.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -17,11 +18,11 @@ from .anomaly import bernoulli_nll, check_score_args, neg_elbo
 from .checks import check_int
 from .ddpm import DDPM, SamplingCancelled  # noqa: F401  (re-exported)
 from .inputs import as_images, as_latents
-from .manifest import ModelFileError, graph_path
+from .manifest import ModelFileError, graph_path, quantized_roles
 from .manifest import validate as validate_manifest
 from .model import (DIGIT_BYTES, SAMPLE_MEMORY_BUDGET, Model, _batch,  # noqa: F401
                     _check_budget, _check_n, _seed)
-from .session import make_session, run_batched
+from .session import CPU, SplitSession, make_session, resolve_providers, run_batched
 
 SHIPPED = Path(__file__).parent / "models"
 ALIASES = {"ddpm": "ddpm-unet", "vae": "vae-conv", "ae": "ae-conv", "denoiser": "ae-conv"}
@@ -114,13 +115,25 @@ def load(name_or_dir, providers="auto", threads: int | None = None, verify: bool
     mpath = directory / "manifest.json"
     paths = {role: graph_path(directory, info["file"], f"graphs.{role}.file", mpath)
              for role, info in manifest["graphs"].items()}
+    # int8 graphs run over batches (not the U-Net, which the C++ loop steps through IO
+    # binding) on the CPU: one single-threaded call per core on slices of the batch
+    parts = threads or os.cpu_count() or 1
+    split = parts > 1 and resolve_providers(providers)[0] == CPU
     sessions = {}
     for role, path in paths.items():
         if verify:
             check_file(path, manifest["graphs"][role]["sha256"])
-        sessions[role] = make_session(path, providers, threads, spinning)
+        if split and role in quantized_roles(manifest) and role != "unet":
+            sessions[role] = SplitSession(make_session(path, providers, 1, spinning), parts)
+        else:
+            sessions[role] = make_session(path, providers, threads, spinning)
         _check_session_io(sessions[role], manifest["graphs"][role], path)
-    return model_class(manifest["kind"])(directory, manifest, sessions)
+    model = model_class(manifest["kind"])(directory, manifest, sessions)
+    if split and "unet" in paths:  # the DDPM splits large chunks over cores (runtime/ddpm.py)
+        model.unet_parts = parts
+        model.single_thread_unet = functools.partial(make_session, paths["unet"], providers, 1,
+                                                     spinning)
+    return model
 
 
 class _Latent(Model):

@@ -14,7 +14,7 @@ from .model import Model, _batch, _check_budget, _check_n, _seed
 from .progress import Progress
 from .sampling import DEFAULT_ETA, DEFAULT_METHOD, DEFAULT_STEPS, METHODS, SOLVER_STEPS
 from .schedule import SOLVER_METHODS, ddim_timesteps, linspace_timesteps, schedule_arrays
-from .session import BoundDenoiser
+from .session import BoundDenoiser, SplitDenoiser
 
 
 class SamplingCancelled(RuntimeError):
@@ -22,11 +22,26 @@ class SamplingCancelled(RuntimeError):
 
 
 class DDPM(Model):
+    # load() on a multi-core CPU sets these: chunks of ≥ unet_parts × SplitDenoiser.MIN_ROWS
+    # digits then run as one single-threaded U-Net call per core (session made on first use)
+    unet_parts: int = 1
+    single_thread_unet = None  # () → a single-threaded session of the same graph
+
     def __init__(self, directory, manifest, sessions):
         super().__init__(directory, manifest, sessions)
         self.schedule = schedule_arrays(manifest["schedule"])
         self.num_timesteps = len(self.schedule["betas"])
         self.last_seed: int | None = None
+        self._single = None
+
+    def _denoiser(self, rows: int):
+        """The per-step ε̂ callable for chunks of up to ``rows`` digits."""
+        whole = BoundDenoiser(self.sessions["unet"])
+        if self.single_thread_unet is None or rows < self.unet_parts * SplitDenoiser.MIN_ROWS:
+            return whole
+        if self._single is None:
+            self._single = self.single_thread_unet()
+        return SplitDenoiser(self._single, whole, self.unet_parts)
 
     def timesteps(self, method: str, steps: int | None) -> np.ndarray:
         """The descending timesteps ``method`` visits: all T for ancestral/ddpm; ``steps``
@@ -116,7 +131,7 @@ class DDPM(Model):
         """Lazily, per chunk: (start, images, {t: images}) or just images."""
         n, size, timesteps = plan["n"], plan["batch_size"], plan["timesteps"]
         steps, total = len(timesteps), -(-plan["n"] // plan["batch_size"]) * len(timesteps)
-        denoiser = BoundDenoiser(self.sessions["unet"])
+        denoiser = self._denoiser(min(size, n))
         desc = f"{self.name} {plan['method']} {steps} steps"
         user = plan["progress"] if callable(plan["progress"]) else None
         with Progress(total, desc, enabled=plan["progress"] is True) as bar:

@@ -38,7 +38,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 OPTIONAL = {"format": (int,), "config": (dict, type(None)), "ema": (bool,),
             "metrics": (dict,), "training": (dict, type(None)), "epochs": (int, type(None)),
             "init_from": (dict, type(None)), "checkpoint_sha256": (str, type(None)),
-            "version": (str,), "parameters": (int,)}
+            "version": (str,), "parameters": (int,), "quantization": (dict, type(None))}
 
 
 class ModelFileError(ValueError):
@@ -101,7 +101,25 @@ def validate(manifest, path) -> dict:
     sizes = {"K": _check_latent(c, kind), "C": _check_classes(c, kind)}
     _check_graphs(c, kind, sizes)
     _check_schedule(c, kind)
+    _check_quantization(c, kind)
     return manifest
+
+
+def quantized_roles(manifest: dict) -> list[str]:
+    """The graph roles `latentforge quantize` made int8 (none for an fp32 export)."""
+    q = manifest.get("quantization") if isinstance(manifest, dict) else None
+    roles = q.get("graphs") if isinstance(q, dict) else None
+    return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
+
+
+def _check_quantization(c: _Checker, kind: str) -> None:
+    q = c.m.get("quantization")
+    if not q:
+        return
+    roles = c.get("graphs", (list,), obj=q, field="quantization.graphs")
+    if not roles or any(not isinstance(r, str) or r not in ROLES[kind] for r in roles):
+        c.fail("quantization.graphs", f"must list graph roles of a {kind} "
+                                      f"({', '.join(ROLES[kind])}); got {roles!r}")
 
 
 def _check_metrics(c: _Checker) -> None:

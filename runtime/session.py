@@ -69,6 +69,52 @@ def run_batched(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
     return [np.concatenate([r[i] for r in results]) for i in range(len(results[0]))]
 
 
+_POOLS: dict = {}
+
+
+def _pool(workers: int):
+    """One thread pool per size, shared by every split session and denoiser: its threads
+    only wait on onnxruntime calls (which release the GIL)."""
+    if workers not in _POOLS:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="latentforge-split")
+    return _POOLS[workers]
+
+
+def cuts(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous [a, b) slices of n rows, sizes differing by at most one."""
+    edges = np.linspace(0, n, parts + 1).astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+class SplitSession:
+    """A session run as ``parts`` single-threaded calls on contiguous slices of the batch, in
+    parallel (onnxruntime releases the GIL while it runs). For int8 graphs: onnxruntime's
+    quantized convolutions scale poorly over intra-op threads (vae-conv encoder at batch 256,
+    2 cores: one call on 2 threads 5.3 ms, two 1-thread calls on halves 3.9 ms), while fp32
+    ones scale well (6.6 ms either way). Outputs are those of one call: every row of these
+    graphs is computed alone (static quantization scales, no batch statistics)."""
+
+    MIN_ROWS = 8  # below this many rows per part, one call
+
+    def __init__(self, session: ort.InferenceSession, parts: int):
+        self.session, self.parts = session, max(1, int(parts))
+
+    def __getattr__(self, name):  # get_inputs, get_providers, io_binding, …
+        return getattr(self.session, name)
+
+    def run(self, outputs, feeds: dict, run_options=None) -> list[np.ndarray]:
+        n = len(next(iter(feeds.values())))
+        parts = min(self.parts, n // self.MIN_ROWS)
+        if parts <= 1:
+            return self.session.run(outputs, feeds, run_options)
+        futures = [_pool(self.parts).submit(self.session.run, outputs,
+                                            {k: v[a:b] for k, v in feeds.items()}, run_options)
+                   for a, b in cuts(n, parts)]
+        results = [f.result() for f in futures]
+        return [np.concatenate([r[i] for r in results]) for i in range(len(results[0]))]
+
+
 class BoundDenoiser:
     """ε̂ = unet(x, t) through IO binding: x and t are the arrays the C++ loop allocates once
     and passes every step, ε̂ is written into one preallocated output array. On the CPU
@@ -83,12 +129,16 @@ class BoundDenoiser:
         self.out: np.ndarray | None = None
         self.calls = 0
 
-    def _bind(self, x: np.ndarray, t: np.ndarray) -> None:
+    def bind(self, x: np.ndarray, t: np.ndarray, out: np.ndarray | None = None) -> None:
+        """Bind x, t and the output (``out``, a C-contiguous float32 array shaped like x, or
+        an array of our own)."""
         x_name, t_name, out_name = self.names
         b = self.binding
         b.clear_binding_inputs()
         b.clear_binding_outputs()
-        if self.out is None or self.out.shape != x.shape:
+        if out is not None:
+            self.out = out
+        elif self.out is None or self.out.shape != x.shape:
             self.out = np.empty(x.shape, dtype=np.float32)
         for name, arr in ((x_name, x), (t_name, t)):
             b.bind_input(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
@@ -96,10 +146,47 @@ class BoundDenoiser:
                       self.out.ctypes.data)
         self._bound = (x.ctypes.data, t.ctypes.data, x.shape)
 
+    def run(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+        self.calls += 1
+
     def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         key = (x.ctypes.data, t.ctypes.data, x.shape)
         if self._bound != key or not self.on_cpu:
-            self._bind(x, t)
-        self.session.run_with_iobinding(self.binding)
-        self.calls += 1
+            self.bind(x, t)
+        self.run()
+        return self.out
+
+
+class SplitDenoiser:
+    """ε̂ = unet(x, t) as ``parts`` single-threaded calls on contiguous slices of the chunk, in
+    parallel, each bound once per chunk to its slice of x, t and one output array; a chunk
+    with fewer than MIN_ROWS rows per part goes to ``whole`` (the multi-threaded session).
+    Measured on 2 cores, 64 digits by sde-dpmpp-2m-20: 1.33 s vs 1.41 s (one session on 2
+    threads), bitwise the same digits (every row of the U-Net is computed alone)."""
+
+    MIN_ROWS = 8
+
+    def __init__(self, single: ort.InferenceSession, whole: BoundDenoiser, parts: int):
+        self.whole, self.parts = whole, int(parts)
+        self.slices = [BoundDenoiser(single) for _ in range(self.parts)]
+        self._bound: tuple | None = None
+        self.out: np.ndarray | None = None
+
+    @property
+    def calls(self) -> int:
+        return self.whole.calls + self.slices[0].calls
+
+    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if len(x) < self.parts * self.MIN_ROWS:
+            return self.whole(x, t)
+        key = (x.ctypes.data, t.ctypes.data, x.shape)
+        if self._bound != key:
+            self.out = np.empty(x.shape, dtype=np.float32)
+            for den, (a, b) in zip(self.slices, cuts(len(x), self.parts)):
+                den.bind(x[a:b], t[a:b], self.out[a:b])
+            self._bound = key
+        futures = [_pool(self.parts).submit(den.run) for den in self.slices]
+        for f in futures:
+            f.result()
         return self.out

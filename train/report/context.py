@@ -31,7 +31,7 @@ class Context:
     """Data, loaded models, the classifier's test-set reference, and the report's outputs."""
 
     def __init__(self, cfg):
-        from latentforge.runtime.api import load, resolve, shipped_models
+        from latentforge.runtime.api import load, read_manifest, resolve, shipped_models
         from latentforge.runtime.quality import reference_stats
         from latentforge.train.data import load_mnist, to_float
 
@@ -46,7 +46,10 @@ class Context:
         self.u8_real = mnist.train_images  # real digits for the FD floor at equal n
         self.results: dict = {"settings": jsonable(dataclasses.asdict(cfg))}
         self.results["settings"]["data_dir"] = str(self.data_dir)
-        names = cfg.models if cfg.models is not None else shipped_models()
+        # by default every shipped model but the int8 variants (`latentforge quantize`): they
+        # share their source's decoder, so their samples are the source's
+        names = cfg.models if cfg.models is not None else [
+            n for n in shipped_models() if not read_manifest(resolve(n)).get("quantization")]
         self.models: dict = {}
         for name in names:
             label = Path(name).name if Path(name).is_dir() else resolve(name).name
