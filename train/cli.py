@@ -246,6 +246,10 @@ def _register_bench(sub) -> None:
     p.add_argument("--data-dir", default=None, help="MNIST IDX directory of the FD reference "
                    "(default: $LATENTFORGE_DATA, else the source checkout's fixture)")
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's malloc thresholds, under which PyTorch eager page-faults "
+                   "its activation buffers on every call (by default the bench raises them so "
+                   "eager runs at its best)")
     p.set_defaults(func=_run_bench)
 
 
@@ -255,7 +259,8 @@ def _run_bench(args) -> int:
     from .bench import run
 
     rows = run(ddpm=args.ddpm, vae=args.vae, threads=args.threads, quick=args.quick,
-               quality=args.quality, cache=args.cache, data_dir=args.data_dir)
+               quality=args.quality, cache=args.cache, data_dir=args.data_dir,
+               tune_malloc=not args.default_malloc)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
