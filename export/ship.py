@@ -131,9 +131,15 @@ def quantized_card(m: dict) -> list[str]:
              f"Reproduce: `latentforge quantize {q['source']} --ship --data-dir DATA` "
              f"({q['format']}, weights {q['weights']}, activations {q['activations']}"
              f"{' with reduce_range' if q.get('reduce_range') else ''}, {q['calibration_method']}"
-             f" calibration on {q['calibration']}). Check it with `latentforge verify "
+             f" calibration on {q['calibration']}; ConvTranspose stays fp32). Check it with `latentforge verify "
              f"runtime/models/{m['name']} runtime/models/{q['source']}/checkpoint.pt`.", ""]
-    if a:
+    if "sampler" in a:
+        lines += [f"Against {q['source']}, classifier on {a['samples']} digits by {a['sampler']}"
+                  f" (seed {a['seed']}): FD {a['fd_int8']} vs {a['fd_fp32']}, confident "
+                  f"{a['confident_int8']} vs {a['confident_fp32']}, max class deviation "
+                  f"{a['max_class_deviation_int8']} vs {a['max_class_deviation_fp32']}. fp32 "
+                  f"layers: {', '.join(q.get('fp32_nodes') or ['none'])}.", ""]
+    elif a:
         lines += [f"Against {q['source']} on {a['test_digits']} test digits: code |int8 − "
                   f"fp32| mean {a['mean_abs_diff']} (code std {a['code_std']}), reconstruction "
                   f"MSE {a['recon_mse_int8']} vs {a['recon_mse_fp32']}, 1-NN digit accuracy "

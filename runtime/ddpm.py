@@ -34,7 +34,7 @@ class DDPM(Model):
         self.last_seed: int | None = None
         self._single = None
 
-    def _denoiser(self, rows: int):
+    def denoiser(self, rows: int):
         """The per-step ε̂ callable for chunks of up to ``rows`` digits."""
         whole = BoundDenoiser(self.sessions["unet"])
         if self.single_thread_unet is None or rows < self.unet_parts * SplitDenoiser.MIN_ROWS:
@@ -131,7 +131,7 @@ class DDPM(Model):
         """Lazily, per chunk: (start, images, {t: images}) or just images."""
         n, size, timesteps = plan["n"], plan["batch_size"], plan["timesteps"]
         steps, total = len(timesteps), -(-plan["n"] // plan["batch_size"]) * len(timesteps)
-        denoiser = self._denoiser(min(size, n))
+        denoiser = self.denoiser(min(size, n))
         desc = f"{self.name} {plan['method']} {steps} steps"
         user = plan["progress"] if callable(plan["progress"]) else None
         with Progress(total, desc, enabled=plan["progress"] is True) as bar:

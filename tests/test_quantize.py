@@ -92,11 +92,11 @@ def test_int8_embeddings_stay_close_to_fp32(int8_vae, data_dir):
     assert 0 < rel_rms < 0.05
 
 
-@pytest.mark.parametrize("model", ["ddpm", "cvae-conv", "classifier"])
+@pytest.mark.parametrize("model", ["cvae-conv", "classifier"])
 def test_quantize_refuses_models_it_cannot_quantize(model, tmp_path, data_dir):
     from latentforge.export.quantize import quantize_model
 
-    with pytest.raises(ValueError, match="kinds ae, vae"):
+    with pytest.raises(ValueError, match="kinds ae, vae, ddpm"):
         quantize_model(model, tmp_path / "q", data_dir=data_dir)
     assert not (tmp_path / "q").exists()
 
@@ -138,4 +138,49 @@ def test_shipped_int8_variant_passes_verify_against_its_source_checkpoint(data_d
     d = resolve("vae-conv-int8")
     source = resolve(load(d).manifest["quantization"]["source"])
     report = verify(d, source / "checkpoint.pt", batch_sizes=(1, 7), data_dir=data_dir)
+    assert report.ok, report.table()
+
+
+@pytest.fixture(scope="module")
+def int8_ddpm(tmp_path_factory, data_dir):
+    from latentforge.export.quantize import quantize_model
+
+    out = tmp_path_factory.mktemp("q") / "ddpm-int8"
+    quantize_model("ddpm", out, data_dir=data_dir, calibration=64, test_digits=16,
+                   log=lambda *a: None)
+    return out
+
+
+def test_quantized_unet_keeps_its_full_resolution_convolutions_fp32(int8_ddpm):
+    import onnx
+
+    q = json.loads((int8_ddpm / "manifest.json").read_text())["quantization"]
+    assert q["graphs"] == ["unet"] and q["calibration_method"].startswith("Percentile")
+    assert q["accuracy"]["samples"] == 16 and q["accuracy"]["sampler"] == "sde-dpmpp-2m-20"
+    graph = onnx.load(str(int8_ddpm / "unet.onnx")).graph
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    assert len(q["fp32_nodes"]) == 5 and set(q["fp32_nodes"]) <= set(convs)
+    quantized_inputs = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    for name, node in convs.items():  # fp32 convolutions read no dequantized weight
+        assert (node.input[1] in quantized_inputs) == (name not in q["fp32_nodes"])
+
+
+def test_int8_ddpm_passes_verify_and_samples_like_its_split_single_call(int8_ddpm, data_dir):
+    from latentforge.export import verify
+
+    report = verify(int8_ddpm, resolve("ddpm") / "checkpoint.pt", batch_sizes=(1, 7),
+                    data_dir=data_dir)
+    assert report.ok, report.table()
+    assert all(r.quantized and r.atol == 0.20 for r in report.rows)
+    split, whole = load(int8_ddpm, providers="cpu"), load(int8_ddpm, providers="cpu")
+    whole.single_thread_unet = None
+    kw = dict(seed=5, steps=4, progress=False)
+    np.testing.assert_array_equal(split.sample(24, **kw), whole.sample(24, **kw))
+
+
+def test_shipped_int8_ddpm_passes_verify_against_its_source_checkpoint(data_dir):
+    from latentforge.export import verify
+
+    d = resolve("ddpm-unet-int8")
+    report = verify(d, resolve("ddpm") / "checkpoint.pt", batch_sizes=(1,), data_dir=data_dir)
     assert report.ok, report.table()

@@ -20,8 +20,8 @@ def ddpms():
 def test_large_chunks_split_over_cores_and_small_ones_do_not(ddpms):
     split, _ = ddpms
     assert split.unet_parts == 2
-    assert isinstance(split._denoiser(2 * SplitDenoiser.MIN_ROWS), SplitDenoiser)
-    assert isinstance(split._denoiser(2 * SplitDenoiser.MIN_ROWS - 1), BoundDenoiser)
+    assert isinstance(split.denoiser(2 * SplitDenoiser.MIN_ROWS), SplitDenoiser)
+    assert isinstance(split.denoiser(2 * SplitDenoiser.MIN_ROWS - 1), BoundDenoiser)
     assert load("ddpm", providers="cpu", threads=1).single_thread_unet is None
 
 
@@ -36,7 +36,7 @@ def test_split_sampling_gives_the_single_session_digits_bitwise(ddpms, method, s
 
 def test_split_denoiser_rebinds_for_each_new_chunk(ddpms):
     split, _ = ddpms
-    den = split._denoiser(32)
+    den = split.denoiser(32)
     ref = BoundDenoiser(split.sessions["unet"])
     rng = np.random.default_rng(0)
     for n in (32, 16, 32):
