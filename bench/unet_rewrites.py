@@ -9,7 +9,7 @@ upgrade:
 What onnxruntime runs for the course's spelling (bench/ort_profile.py, README "tuning record"):
 ConvTranspose is not handled by the NCHWc pass and has no blocked kernel (a quarter of the step
 time), and the broadcast add of the time projection ``(B, C) → (B, C, 1, 1)`` and the skip
-Concat fed by a ConvTranspose force Reorder nodes around every block. Three exact rewrites:
+Concat fed by a ConvTranspose force Reorder nodes around every block. Four exact rewrites:
 
 1. ConvTranspose(k=4, s=2, p=1) = sub-pixel convolution (Shi et al. 2016): a 3×3 convolution
    with 4·C_out outputs, one per output phase (a, b) ∈ {0,1}², then DepthToSpace(2). For
@@ -19,6 +19,9 @@ Concat fed by a ConvTranspose force Reorder nodes around every block. Three exac
    Concat, and onnxruntime fuses the Add into the NCHWc convolution ("Sum" input).
 3. The time projection Linear(temb) as a 1×1 convolution on temb viewed as (B, td, 1, 1), so
    the broadcast add has two NCHWc inputs and stays blocked.
+4. ConvTranspose as four 2×2 convolutions, one per output phase (PhaseUp): rewrite 1 without
+   its zero taps, the transposed conv's FLOPs exactly; the phases interleave by a
+   depth-to-space in DCR order (exported as Reshape/Transpose/Reshape).
 
 Every rewrite changes only the order of float32 sums (checked below against the original
 module, ≤ 1e-4). Each variant is exported with the project's exporter, and all variants run
@@ -83,6 +86,36 @@ class SubPixelUp(nn.Module):
         return F.pixel_shuffle(self.conv(x), 2)  # (B, 4C, H, W) → (B, C, 2H, 2W)
 
 
+class PhaseUp(nn.Module):
+    """ConvTranspose2d(k=4, s=2, p=1) as four 2×2 convolutions, one per output phase (a, b),
+    each on the input zero-padded so that its window is the transposed conv's (rows m−1, m
+    for a = 0 with taps 3, 1; rows m, m+1 for a = 1 with taps 2, 0), interleaved by a
+    depth-to-space in DCR order (rewrite 4): the transposed conv's FLOPs exactly, in plain
+    convolutions the NCHWc pass handles."""
+
+    def __init__(self, deconv: nn.ConvTranspose2d):
+        super().__init__()
+        subpixel_weights(deconv)  # the same shape check
+        w = deconv.weight.detach()  # (C_in, C_out, 4, 4)
+        bias = deconv.bias.detach() if deconv.bias is not None else None
+        self.c_out = w.shape[1]
+        taps = {0: (3, 1), 1: (2, 0)}  # phase → kernel taps for window offsets 0, 1
+        convs = []
+        for a in (0, 1):
+            for b in (0, 1):
+                k = torch.stack([torch.stack([w[:, :, ku, kv].T for kv in taps[b]], -1)
+                                 for ku in taps[a]], -2)  # (C_out, C_in, 2, 2)
+                convs.append(_conv(k, bias, padding=0))
+        self.convs = nn.ModuleList(convs)
+
+    def forward(self, x):  # (B, C_in, H, W) → (B, C_out, 2H, 2W)
+        B, _, H, W = x.shape
+        phases = [conv(F.pad(x, (1 - b, b, 1 - a, a)))  # (left, right, top, bottom)
+                  for conv, (a, b) in zip(self.convs, ((0, 0), (0, 1), (1, 0), (1, 1)))]
+        y = torch.cat(phases, 1).view(B, 2, 2, self.c_out, H, W)  # channel (2a + b)·C + c
+        return y.permute(0, 3, 4, 1, 5, 2).reshape(B, self.c_out, 2 * H, 2 * W)
+
+
 class OnnxBlock(nn.Module):
     """train/unet.py Block with rewrites 2 (``skip`` channels split off conv1) and 3."""
 
@@ -111,14 +144,14 @@ class OnnxBlock(nn.Module):
 class OnnxUNet(nn.Module):
     """Same inputs, outputs and weights as ``unet`` (x (B,1,28,28), t (B,) → ε̂)."""
 
-    def __init__(self, unet, subpixel: bool = True, split: bool = True, time_conv: bool = True):
+    def __init__(self, unet, subpixel=True, split: bool = True, time_conv: bool = True):
         super().__init__()
         self.config, self.time_mlp = unet.config, unet.time_mlp
         c1, c2, c3 = unet.config.channels if split else (0, 0, 0)
         blk = lambda b, skip=0: OnnxBlock(b, skip, time_conv)  # noqa: E731
         self.down1, self.down2, self.down3, self.mid = (blk(unet.down1), blk(unet.down2),
                                                         blk(unet.down3), blk(unet.mid))
-        up = SubPixelUp if subpixel else (lambda m: m)
+        up = {True: SubPixelUp, "phase": PhaseUp}.get(subpixel, lambda m: m)
         self.up3, self.up2, self.up1 = up(unet.up3), up(unet.up2), up(unet.up1)
         self.dec3, self.dec2, self.dec1 = (blk(unet.dec3, c3), blk(unet.dec2, c2),
                                            blk(unet.dec1, c1))
@@ -146,7 +179,8 @@ class OnnxUNet(nn.Module):
         return self.out(d1)  # (B, 1, 28, 28)
 
 
-VARIANTS = {"course": None, "subpixel": (True, False, False), "split": (False, True, False),
+VARIANTS = {"course": None, "subpixel": (True, False, False), "phase": ("phase", False, False),
+            "split": (False, True, False),
             "time-conv": (False, False, True), "all three": (True, True, True)}
 
 

@@ -104,7 +104,6 @@ def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
         cache: str | None = None, data_dir: str | None = None,
         tune_malloc: bool = True) -> list[dict]:
     from latentforge.runtime.api import load, resolve
-    from latentforge.runtime.session import BoundDenoiser
 
     from .samplers import sample
     from .schedule import NoiseSchedule, ScheduleConfig
@@ -135,18 +134,21 @@ def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
     rows.append({"what": "load DDPM", "load_s": load_s, "first_step_s": first_s})
     print(f"load({ddpm!r}): {load_s * 1e3:.0f} ms (sha256 check + session), first U-Net "
           f"step at batch 1: {first_s * 1e3:.1f} ms")
-    session = rt.sessions["unet"]
+    rt8 = int8_variant(ddpm, threads)
     for b in (1, 16, 64):
         x = np.random.default_rng(b).standard_normal((b, 1, 28, 28), dtype=np.float32)
         t = np.full((b,), 500.0, dtype=np.float32)
         xt, tt = torch.from_numpy(x), torch.from_numpy(t)
-        den = BoundDenoiser(session)
+        den = rt.denoiser(b)  # what the sampling loop calls: split over cores from 16 rows
         with torch.no_grad():
             e = best_of(lambda: unet(xt, tt))
         o = best_of(lambda: den(x, t))
         report(f"U-Net step, batch {b}", e, o, conv_linear_flops(unet, xt, tt))
         rows[-1]["sgemm_share"] = rows[-1]["runtime_gflops"] / sgemm
         print(f"{'':<38} runtime at {100 * rows[-1]['sgemm_share']:.0f}% of SGEMM")
+        if rt8 is not None:
+            den8 = rt8.denoiser(b)
+            report(f"{rt8.name} U-Net step, batch {b}", e, best_of(lambda: den8(x, t)))
 
     steps = 100 if quick else loop_steps
     sched = NoiseSchedule(ScheduleConfig(**{k: v for k, v in rt.manifest["schedule"]["config"]
@@ -175,6 +177,11 @@ def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
                       seed=0, batch_size=n_digits, progress=False)
             report(f"{n_digits} digits: eager {steps} vs quality-matched {best['setting']}",
                    eager_loop, time.perf_counter() - t0)
+    if rt8 is not None:  # the int8 U-Net with the default sampler (its FD: its manifest)
+        t0 = time.perf_counter()
+        rt8.sample(n_digits, seed=0, batch_size=n_digits, progress=False)
+        report(f"{n_digits} digits: eager {steps} vs {rt8.name} default sampler", eager_loop,
+               time.perf_counter() - t0)
 
     enc = _eager(resolve(vae))
     rt_vae = load(vae, providers="cpu", threads=threads)
@@ -196,17 +203,23 @@ def run(ddpm="ddpm", vae="vae-conv", loop_steps: int = 1000, n_digits: int = 64,
     return rows
 
 
-def int8_row(vae: str, u8: np.ndarray, eager_s: float, threads: int, report) -> None:
-    """The shipped int8 variant's `embed` (`latentforge quantize`), against the same eager."""
+def int8_variant(name: str, threads: int):
+    """The shipped `latentforge quantize` variant of model ``name``, loaded, or None."""
     from latentforge.runtime.api import load, resolve
 
     try:
-        directory = resolve(f"{resolve(vae).name}-int8")
+        return load(resolve(f"{resolve(name).name}-int8"), providers="cpu", threads=threads)
     except ValueError:
-        print(f"(no int8 variant of {vae} shipped: `latentforge quantize {vae} -o DIR` makes "
-              f"one)")
+        print(f"(no int8 variant of {name} shipped: `latentforge quantize {name} -o DIR` "
+              f"makes one)")
+        return None
+
+
+def int8_row(vae: str, u8: np.ndarray, eager_s: float, threads: int, report) -> None:
+    """The shipped int8 variant's `embed` (`latentforge quantize`), against the same eager."""
+    q = int8_variant(vae, threads)
+    if q is None:
         return
-    q = load(directory, providers="cpu", threads=threads)
     o = best_of(lambda: q.embed(u8))
     report(f"{q.name} embed from uint8, batch 256", eager_s, o)
     print(f"int8 embed throughput: {256 / o:,.0f} img/s ({type(q.sessions['encoder']).__name__}"
