@@ -12,14 +12,18 @@ from latentforge.runtime.api import ModelFileError, load, resolve
 from latentforge.runtime.session import SplitSession
 
 
-@pytest.fixture(scope="module")
-def int8_vae(tmp_path_factory, data_dir):
+def quantized(tmp_path_factory, model: str, data_dir, calibration: int, test_digits: int):
     from latentforge.export.quantize import quantize_model
 
-    out = tmp_path_factory.mktemp("q") / "vae-conv-int8"
-    quantize_model("vae-conv", out, data_dir=data_dir, calibration=256, test_digits=256,
-                   log=lambda *a: None)
+    out = tmp_path_factory.mktemp("q") / f"{model}-int8"
+    quantize_model(model, out, data_dir=data_dir, calibration=calibration,
+                   test_digits=test_digits, log=lambda *a: None)
     return out
+
+
+@pytest.fixture(scope="module")
+def int8_vae(tmp_path_factory, data_dir):
+    return quantized(tmp_path_factory, "vae-conv", data_dir, calibration=256, test_digits=256)
 
 
 def digits(n: int, seed: int = 0) -> np.ndarray:
@@ -143,12 +147,7 @@ def test_shipped_int8_variant_passes_verify_against_its_source_checkpoint(data_d
 
 @pytest.fixture(scope="module")
 def int8_ddpm(tmp_path_factory, data_dir):
-    from latentforge.export.quantize import quantize_model
-
-    out = tmp_path_factory.mktemp("q") / "ddpm-int8"
-    quantize_model("ddpm", out, data_dir=data_dir, calibration=64, test_digits=16,
-                   log=lambda *a: None)
-    return out
+    return quantized(tmp_path_factory, "ddpm", data_dir, calibration=64, test_digits=16)
 
 
 def test_quantized_unet_keeps_its_full_resolution_convolutions_fp32(int8_ddpm):
