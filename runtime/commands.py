@@ -255,7 +255,7 @@ def cmd_models(args) -> int:
                 print(f"warning: skipping {manifest_path.parent}: {e}", file=sys.stderr)
                 continue
             where = "shipped" if root == SHIPPED else str(manifest_path.parent)
-            rows.append((m["name"], m["kind"], _fmt_metrics(m.get("metrics", {})), where))
+            rows.append((m["name"], m["kind"], _describe(m), where))
     if not rows:
         print("no models found")
         return 0
@@ -263,6 +263,22 @@ def cmd_models(args) -> int:
     for name, kind, metrics, where in rows:
         print(f"{name:<{width}}  {kind:<10}  {where:<8}  {metrics}")
     return 0
+
+
+def _describe(m: dict) -> str:
+    """Test metrics; for an int8 variant, what was quantized and its measured cost instead
+    (its manifest carries the source's fp32 metrics, which are not its own)."""
+    q = m.get("quantization")
+    if not isinstance(q, dict):
+        return _fmt_metrics(m.get("metrics", {}))
+    a = q.get("accuracy") or {}
+    text = f"int8 {', '.join(map(str, q.get('graphs', [])))} of {q.get('source')}"
+    if "fd_int8" in a:
+        text += f": classifier FD {a['fd_int8']:.4g} vs {a['fd_fp32']:.4g} ({a['sampler']})"
+    elif "recon_fd_int8" in a:
+        text += (f": reconstruction FD {a['recon_fd_int8']:.4g} vs {a['recon_fd_fp32']:.4g}, "
+                 f"1-NN {a['nn_accuracy_int8']:.4g} vs {a['nn_accuracy_fp32']:.4g}")
+    return text
 
 
 def _fmt_metrics(metrics: dict) -> str:

@@ -91,3 +91,12 @@ def test_sampling_and_encoding_never_import_torch(tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert np.load(e).shape == (2, 10)
+
+
+def test_models_describes_int8_variants_by_their_own_measurements(capsys):
+    """Not the source's fp32 test metrics, which their manifests carry."""
+    assert main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "int8 unet of ddpm-unet: classifier FD" in lines["ddpm-unet-int8"]
+    assert "int8 encoder of vae-conv: reconstruction FD" in lines["vae-conv-int8"]
+    assert "mse=" not in lines["vae-conv-int8"]
