@@ -167,6 +167,9 @@ def register(sub) -> None:
                    help="use the first N test images as the reference (default: all)")
     p.add_argument("--threshold", type=float, default=CONFIDENCE, help="confidence threshold")
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    p.add_argument("--least-confident", default=None, metavar="PNG",
+                   help="also save the 64 samples the classifier is least sure of as a grid "
+                   "(least sure first): what the confident share misses")
     p.add_argument("--providers", default="auto", help="auto, cpu, cuda")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (all cores)")
     from .commands import add_digit_flag
@@ -195,6 +198,8 @@ def cmd_quality(args) -> int:
 
     json_path = output_path(args.json, (".json",), "quality.json", "--json") \
         if args.json else None
+    worst_path = output_path(args.least_confident, (".png",), "least_confident.png",
+                             "--least-confident") if args.least_confident else None
     if args.n < 2:
         raise ValueError(f"-n must be >= 2 (a covariance needs two samples), got {args.n}")
     clf = load(args.classifier, providers=args.providers, threads=args.threads)
@@ -236,4 +241,12 @@ def cmd_quality(args) -> int:
     if json_path:
         with atomic_output(json_path) as tmp:
             tmp.write_text(json.dumps(q.to_dict(), indent=2) + "\n")
+    if worst_path:
+        from .images import save_grid
+
+        confidence = features_and_probs(clf, images)[1].max(axis=1)
+        order = np.argsort(confidence, kind="stable")[:64]  # least sure first
+        save_grid(np.asarray(images)[order], worst_path, nrow=8)
+        print(f"wrote {worst_path}: the {len(order)} least confident samples (max p "
+              f"{confidence[order[0]]:.2f} to {confidence[order[-1]]:.2f})", file=sys.stderr)
     return 0

@@ -149,3 +149,27 @@ def test_quality_command_runs_without_torch(exports, data_dir, tmp_path):
 def test_reference_without_data_names_the_fix(tmp_path):
     with pytest.raises(DataError, match="LATENTFORGE_DATA"):
         load_test_set(tmp_path / "missing")
+
+
+def test_least_confident_grid_shows_the_samples_the_classifier_is_least_sure_of(data_dir,
+                                                                                  tmp_path):
+    from PIL import Image
+
+    from latentforge.runtime.api import load
+    from latentforge.runtime.cli import main
+    from latentforge.runtime.quality import features_and_probs
+
+    rng = np.random.default_rng(0)
+    real = load_test_set(data_dir, 70)[0][:, None].astype(np.float32) / 255.0
+    images = np.concatenate([real, rng.random((10, 1, 28, 28), dtype=np.float32)])  # (80, …)
+    np.save(tmp_path / "x.npy", images)
+    png = tmp_path / "worst.png"
+    assert main(["quality", str(tmp_path / "x.npy"), "-n", "80", "--data-dir", str(data_dir),
+                 "--reference-size", "50", "--least-confident", str(png)]) == 0
+    grid = np.asarray(Image.open(png).convert("L"), dtype=np.float32) / 255.0
+    confidence = features_and_probs(load("classifier"), images)[1].max(axis=1)
+    first = images[np.argmin(confidence), 0]  # the least sure sample: top left, 2 px pad, ×2
+    np.testing.assert_allclose(grid[4:60:2, 4:60:2], first, atol=1 / 255 + 1e-6)
+    assert grid.shape == (2 * (8 * 30 + 2),) * 2  # 64 of the 80, 8 per row
+    assert main(["quality", str(tmp_path / "x.npy"), "--least-confident",
+                 str(tmp_path / "w.jpg")]) == 2
