@@ -81,23 +81,21 @@ def noised_digits(abar: np.ndarray, x0: np.ndarray, batch: int, seed: int = 0):
 
 
 def digits(data_dir, split: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Up to n uint8 digits (N, 1, 28, 28) and labels of MNIST ``split`` ("train"/"test") from
-    data_dir / $LATENTFORGE_DATA / the source checkout's fixture; never downloads."""
-    from latentforge.train.data import (FILES, MAGIC_IMAGES, MAGIC_LABELS, DataError, _find,
-                                        read_idx, resolve_data_dir)
+    """Up to n uint8 digits (N, 1, 28, 28) and int64 labels of MNIST ``split`` (runtime
+    quality.load_split: data_dir / $LATENTFORGE_DATA / the source checkout's fixture)."""
+    from latentforge.runtime.quality import load_split
 
-    from .parity import FIXTURE
-
-    where = resolve_data_dir(data_dir) or FIXTURE
-    if not where.is_dir():
-        raise FileNotFoundError(f"quantization needs real digits: {where} is not a directory "
-                                f"(pass --data-dir with the MNIST IDX files)")
-    try:
-        images = read_idx(_find(where, FILES[f"{split}_images"]), MAGIC_IMAGES)[:n]
-        labels = read_idx(_find(where, FILES[f"{split}_labels"]), MAGIC_LABELS)[:n]
-    except DataError as e:
-        raise FileNotFoundError(f"quantization needs real digits: {e}") from e
+    images, labels, where = load_split(split, data_dir, n)
     return np.ascontiguousarray(images[:, None]), labels.astype(np.int64), str(where)
+
+
+def classifier_and_reference(data_dir=None):
+    """The shipped classifier and its feature statistics of the whole MNIST test split."""
+    from latentforge.runtime.api import load
+    from latentforge.runtime.quality import load_test_set, reference_stats
+
+    classifier = load("classifier", providers="cpu")
+    return classifier, reference_stats(classifier, load_test_set(data_dir)[0][:, None])
 
 
 def nearest_neighbour_accuracy(z: np.ndarray, labels: np.ndarray) -> float:
@@ -112,8 +110,7 @@ def accuracy(fp32, int8, test_u8: np.ndarray, labels: np.ndarray, data_dir=None)
     """The int8 model's codes and reconstructions against the fp32 model's, same digits; the
     reconstructions of the first 1,000 also scored by the project's classifier (FD against the
     whole test split, confident share, and the share classified as the input's digit)."""
-    from latentforge.runtime.api import load
-    from latentforge.runtime.quality import load_test_set, reference_stats, score
+    from latentforge.runtime.quality import score
 
     z32, z8 = fp32.embed(test_u8), int8.embed(test_u8)  # (N, K) each
     x = test_u8.astype(np.float32) / 255.0
@@ -124,8 +121,7 @@ def accuracy(fp32, int8, test_u8: np.ndarray, labels: np.ndarray, data_dir=None)
     for tag, z, r in (("fp32", z32, recon[0]), ("int8", z8, recon[1])):
         out[f"recon_mse_{tag}"] = round(float(np.mean((r - x) ** 2)), 6)
         out[f"nn_accuracy_{tag}"] = round(nearest_neighbour_accuracy(z, labels), 4)
-    classifier = load("classifier", providers="cpu")
-    reference = reference_stats(classifier, load_test_set(data_dir)[0][:, None])
+    classifier, reference = classifier_and_reference(data_dir)
     n = min(1000, len(test_u8))
     for tag, r in (("fp32", recon[0]), ("int8", recon[1])):
         q = score(classifier, r[:n], reference)
@@ -139,12 +135,10 @@ def accuracy(fp32, int8, test_u8: np.ndarray, labels: np.ndarray, data_dir=None)
 
 def sample_accuracy(fp32, int8, n: int, data_dir=None, seed: int = 0) -> dict:
     """Both DDPMs' digits by the default sampler (same seed), scored by the classifier."""
-    from latentforge.runtime.api import load
-    from latentforge.runtime.quality import load_test_set, reference_stats, score
+    from latentforge.runtime.quality import score
     from latentforge.runtime.sampling import DEFAULT_METHOD, DEFAULT_STEPS
 
-    classifier = load("classifier", providers="cpu")
-    reference = reference_stats(classifier, load_test_set(data_dir)[0][:, None])
+    classifier, reference = classifier_and_reference(data_dir)
     out = {"sampler": f"{DEFAULT_METHOD}-{DEFAULT_STEPS}", "samples": int(n), "seed": seed}
     for tag, model in (("fp32", fp32), ("int8", int8)):
         q = score(classifier, model.sample(n, seed=seed, progress=False), reference)

@@ -121,19 +121,25 @@ def reference_stats(classifier, images, batch_size: int = 256) -> GaussianStats:
 
 
 def load_test_set(data_dir=None, limit: int | None = None):
-    """(uint8 images (N, 28, 28), labels (N,), where): the MNIST test split from ``data_dir``,
-    else $LATENTFORGE_DATA, else the test fixture of a source checkout. Never downloads."""
+    """(uint8 images (N, 28, 28), labels (N,), where): the MNIST test split, as load_split."""
+    return load_split("test", data_dir, limit)
+
+
+def load_split(split: str, data_dir=None, limit: int | None = None):
+    """(uint8 images (N, 28, 28), labels (N,), where): MNIST ``split`` ("train" or "test")
+    from ``data_dir``, else $LATENTFORGE_DATA, else the test fixture of a source checkout.
+    Never downloads."""
     from latentforge.train.data import (FILES, HOW_TO_FIX, MAGIC_IMAGES, MAGIC_LABELS,
                                         DataError, _find, read_idx, resolve_data_dir)
 
     where = resolve_data_dir(data_dir) or FIXTURE
     if not where.is_dir():
-        raise DataError(f"the quality reference needs the MNIST test images and {where} is not "
-                        f"a directory: {HOW_TO_FIX}")
-    images = read_idx(_find(where, FILES["test_images"]), MAGIC_IMAGES)
-    labels = read_idx(_find(where, FILES["test_labels"]), MAGIC_LABELS)
+        raise DataError(f"this needs the MNIST {split} images and {where} is not a "
+                        f"directory: {HOW_TO_FIX}")
+    images = read_idx(_find(where, FILES[f"{split}_images"]), MAGIC_IMAGES)
+    labels = read_idx(_find(where, FILES[f"{split}_labels"]), MAGIC_LABELS)
     if len(images) != len(labels):
-        raise DataError(f"{where}: {len(images)} test images but {len(labels)} labels")
+        raise DataError(f"{where}: {len(images)} {split} images but {len(labels)} labels")
     n = len(images) if limit is None else min(int(limit), len(images))
     return images[:n], labels[:n], where
 
