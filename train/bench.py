@@ -208,11 +208,12 @@ def int8_variant(name: str, threads: int):
     from latentforge.runtime.api import load, resolve
 
     try:
-        return load(resolve(f"{resolve(name).name}-int8"), providers="cpu", threads=threads)
-    except ValueError:
+        directory = resolve(f"{resolve(name).name}-int8")
+    except ValueError:  # not shipped; a broken one still fails loudly in load()
         print(f"(no int8 variant of {name} shipped: `latentforge quantize {name} -o DIR` "
               f"makes one)")
         return None
+    return load(directory, providers="cpu", threads=threads)
 
 
 def int8_row(vae: str, u8: np.ndarray, eager_s: float, threads: int, report) -> None:
