@@ -105,6 +105,10 @@ def register(sub) -> None:
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help="start from this checkpoint's weights (and EMA weights; a weights-only "
                    "one works) with a fresh optimizer and schedule")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="training arithmetic: fp32, or bf16 autocast with channels-last "
+                   "tensors (about 3x faster on CPUs with AMX; weights, optimizer, loss and "
+                   "validation stay fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
 

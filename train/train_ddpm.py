@@ -24,7 +24,7 @@ class DDPMTask:
         noise = torch.randn(x0.shape, generator=generator)  # (B, 1, 28, 28)
         t, noise = t.to(x0.device), noise.to(x0.device)
         x_t = self.schedule.q_sample(x0, t, noise)
-        return F.mse_loss(model(x_t, t.float()), noise)
+        return F.mse_loss(model(x_t, t.float()).float(), noise)  # fp32 loss under autocast
 
     def loss(self, model, x, y, generator):
         return {"loss": self._loss(model, x, generator)}

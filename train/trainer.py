@@ -14,6 +14,7 @@ random draw, so resuming from the checkpoint of epoch k reproduces an uninterrup
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
@@ -72,6 +73,7 @@ class TrainArgs:
     init_from: str | None = None  # weights (and EMA weights) from this checkpoint
     exclude_digits: tuple[int, ...] | None = None  # classes removed from train/val (anomaly)
     overwrite: bool = False  # a new run may replace the one in OUT (else --resume it)
+    precision: str = "fp32"  # see PRECISIONS
 
     def resolved(self) -> "TrainArgs":
         """Fill every unset recipe value from the model's defaults, else RECIPE_DEFAULTS."""
@@ -81,6 +83,7 @@ class TrainArgs:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
 RECIPE_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "lr_schedule": "constant",
                    "warmup_steps": 0, "min_lr": 0.0, "grad_clip": 0.0}
 
@@ -117,6 +120,20 @@ class EMA:
                 e.mul_(d).add_(p.detach(), alpha=1 - d)
             else:
                 e.copy_(p)
+
+
+def training_precision(args: TrainArgs, device: torch.device, model: torch.nn.Module):
+    """The autocast context of one training step. bf16: the forward pass under
+    torch.autocast(bfloat16) with the model and its inputs channels-last (oneDNN's fast
+    layout; AMX tiles on CPUs that have them); the weights, Adam and EMA stay fp32 and the
+    task computes its loss in fp32. Validation and test metrics always run in fp32."""
+    if args.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {args.precision!r}; valid choices: "
+                         f"{', '.join(PRECISIONS)}")
+    if args.precision == "fp32":
+        return contextlib.nullcontext
+    model.to(memory_format=torch.channels_last)
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def pick_device(name: str) -> torch.device:
@@ -160,6 +177,7 @@ def train(args: TrainArgs) -> dict:
     torch.manual_seed(args.seed)
     model = build_model(spec, config).to(device)
     task = load_task(spec, config, args)
+    autocast = training_precision(args, device, model)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     use_ema = getattr(task, "use_ema", False) and args.ema_decay > 0
     init = None
@@ -209,10 +227,13 @@ def train(args: TrainArgs) -> dict:
                 if step >= steps:
                     break
                 x, y = xs["train"][idx].to(device), ys["train"][idx].to(device)
+                if args.precision == "bf16" and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)  # (B, 1, 28, 28)
                 lr = learning_rate(args, epoch * steps_per_epoch + step, total_steps)
                 for group in opt.param_groups:
                     group["lr"] = lr
-                losses = task.loss(model, x, y, g)
+                with autocast():
+                    losses = task.loss(model, x, y, g)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 if args.grad_clip > 0:
