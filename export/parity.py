@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from latentforge.runtime.manifest import quantized_roles
+from latentforge.runtime.quality import FIXTURE  # the test fixture, in source checkouts only
 
 from .graphs import graphs_for
 from .onnx_export import (META_GRAPH_KEY, META_KEY, base_manifest, example_inputs, jsonable,
                           load_any, run_torch, strip_shas)
 
-FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data"  # source checkouts only
 REAL_DIGITS = 64
 # int8 graphs (latentforge quantize): RMS error ≤ this share of the output's RMS. Measured
 # at batch 1, 7, 64 on random and real inputs: the ae-conv and vae-conv encoders 0.5–3.0%; the
