@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from latentforge.runtime.api import ModelFileError, load, resolve
+from latentforge.runtime.sampling import DEFAULT_METHOD, DEFAULT_STEPS
 from latentforge.runtime.session import SplitSession
 
 
@@ -147,7 +148,9 @@ def test_shipped_int8_variant_passes_verify_against_its_source_checkpoint(data_d
 
 @pytest.fixture(scope="module")
 def int8_ddpm(tmp_path_factory, data_dir):
-    return quantized(tmp_path_factory, "ddpm", data_dir, calibration=64, test_digits=16)
+    # 256 digits: with 64 the stage-4 U-Net measured 24.9% RMS error at t = 0 (real, batch 1),
+    # over verify's 20%; the shipped variant (1,024 digits) measures 11%
+    return quantized(tmp_path_factory, "ddpm", data_dir, calibration=256, test_digits=16)
 
 
 def test_quantized_unet_keeps_its_full_resolution_convolutions_fp32(int8_ddpm):
@@ -155,7 +158,8 @@ def test_quantized_unet_keeps_its_full_resolution_convolutions_fp32(int8_ddpm):
 
     q = json.loads((int8_ddpm / "manifest.json").read_text())["quantization"]
     assert q["graphs"] == ["unet"] and q["calibration_method"].startswith("Percentile")
-    assert q["accuracy"]["samples"] == 16 and q["accuracy"]["sampler"] == "sde-dpmpp-2m-20"
+    assert q["accuracy"]["samples"] == 16
+    assert q["accuracy"]["sampler"] == f"{DEFAULT_METHOD}-{DEFAULT_STEPS}"
     graph = onnx.load(str(int8_ddpm / "unet.onnx")).graph
     convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
     assert len(q["fp32_nodes"]) == 5 and set(q["fp32_nodes"]) <= set(convs)
