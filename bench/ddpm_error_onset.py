@@ -40,9 +40,7 @@ def main(argv=None) -> int:
     ddpm = load(args.model, threads=args.threads)
     if ddpm.kind != "ddpm":
         raise SystemExit(f"--model {args.model} is a {ddpm.kind}, not a DDPM")
-    cfg = ddpm.manifest["schedule"]["config"]
-    schedule = NoiseSchedule(ScheduleConfig(cfg["num_timesteps"], cfg["beta_start"],
-                                            cfg["beta_end"], cfg["kind"]))
+    schedule = NoiseSchedule(ScheduleConfig(**ddpm.manifest["schedule"]["config"]))
     unet = ddpm.sessions["unet"]
 
     def eps(x, t):  # (B, 1, 28, 28), (B,) → ε̂ through the shipped ONNX graph
