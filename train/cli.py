@@ -109,6 +109,10 @@ def register(sub) -> None:
                    help="training arithmetic: fp32, or bf16 autocast with channels-last "
                    "tensors (about 3x faster on CPUs with AMX; weights, optimizer, loss and "
                    "validation stay fp32)")
+    p.add_argument("--p2-gamma", type=float, default=0.0,
+                   help="DDPM: weight the loss by 1/(k+SNR(t))^gamma (P2, Choi et al. 2022); "
+                   "0 = Ho et al.'s unweighted L_simple")
+    p.add_argument("--p2-k", type=float, default=1.0, help="DDPM: the k of P2 weighting")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
 

@@ -81,6 +81,19 @@ class NoiseSchedule:
 
     add_noise = q_sample  # diffusers' name
 
+    def snr(self) -> np.ndarray:
+        """Signal-to-noise ratio SNR(t) = ᾱ_t / (1 − ᾱ_t), float64 (T,) (Kingma et al. 2021)."""
+        ac = self.float64["alphas_cumprod"]
+        return ac / (1.0 - ac)
+
+    def p2_weights(self, gamma: float, k: float = 1.0) -> np.ndarray:
+        """Perception-prioritized weights λ_t = 1 / (k + SNR(t))^γ (Choi et al. 2022, eq. 8),
+        float64 (T,): γ = 0 gives Ho et al.'s L_simple; γ = 1 moves the weight from the
+        nearly clean steps (large SNR) to the noisy ones, where the content is decided."""
+        if gamma < 0 or k <= 0:
+            raise ValueError(f"P2 weighting needs gamma >= 0 and k > 0, got {gamma}, {k}")
+        return (k + self.snr()) ** -gamma
+
     def ddim_timesteps(self, steps: int) -> np.ndarray:
         """`steps` evenly spaced timesteps from T−1 down to 0 (Song et al. 2021)."""
         return ddim_timesteps(self.num_timesteps, steps)

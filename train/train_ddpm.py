@@ -1,5 +1,9 @@
 """The DDPM objective (Ho et al. 2020, Algorithm 1): t ~ U{0..T−1}, ε ~ N(0, I),
-loss = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (mean over pixels). Data in [−1, 1]."""
+loss = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (mean over pixels). Data in [−1, 1].
+
+With --p2-gamma γ > 0 the training loss weights each draw by λ_t = 1/(k + SNR(t))^γ
+(P2 weighting, Choi et al. 2022, eq. 8); validation and test report the unweighted
+ε-MSE, so runs with and without the weighting compare on one number."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -17,17 +21,23 @@ class DDPMTask:
         self.args = args
         self.schedule = NoiseSchedule(ScheduleConfig(args.num_timesteps, args.beta_start,
                                                      args.beta_end, args.schedule))
+        self.weights = (torch.from_numpy(self.schedule.p2_weights(args.p2_gamma, args.p2_k))
+                        .float() if args.p2_gamma > 0 else None)  # (T,); None = L_simple
 
-    def _loss(self, model, x0, generator):
+    def _loss(self, model, x0, generator, weighted=False):
         T = self.schedule.num_timesteps
         t = torch.randint(0, T, (len(x0),), generator=generator)  # (B,)
         noise = torch.randn(x0.shape, generator=generator)  # (B, 1, 28, 28)
         t, noise = t.to(x0.device), noise.to(x0.device)
         x_t = self.schedule.q_sample(x0, t, noise)
-        return F.mse_loss(model(x_t, t.float()).float(), noise)  # fp32 loss under autocast
+        eps = model(x_t, t.float()).float()  # fp32 loss under autocast
+        if not weighted or self.weights is None:
+            return F.mse_loss(eps, noise)
+        per_draw = (eps - noise).pow(2).flatten(1).mean(1)  # (B,)
+        return (self.weights.to(x0.device)[t] * per_draw).mean()
 
     def loss(self, model, x, y, generator):
-        return {"loss": self._loss(model, x, generator)}
+        return {"loss": self._loss(model, x, generator, weighted=True)}
 
     def val_metrics(self, model, x, y, generator):
         return {"loss": float(self._loss(model, x, generator))}

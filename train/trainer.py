@@ -74,6 +74,8 @@ class TrainArgs:
     exclude_digits: tuple[int, ...] | None = None  # classes removed from train/val (anomaly)
     overwrite: bool = False  # a new run may replace the one in OUT (else --resume it)
     precision: str = "fp32"  # see PRECISIONS
+    p2_gamma: float = 0.0  # DDPM: P2 loss weighting exponent (0 = L_simple)
+    p2_k: float = 1.0  # DDPM: P2 offset k
 
     def resolved(self) -> "TrainArgs":
         """Fill every unset recipe value from the model's defaults, else RECIPE_DEFAULTS."""
