@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from latentforge.runtime.manifest import quantized_roles
-from latentforge.runtime.quality import FIXTURE  # the test fixture, in source checkouts only
 
 from .graphs import graphs_for
 from .onnx_export import (META_GRAPH_KEY, META_KEY, base_manifest, example_inputs, jsonable,
@@ -80,32 +79,18 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def real_digits(data_dir=None) -> tuple[np.ndarray | None, str]:
-    """Up to 64 uint8 test digits (N, 28, 28) and where they came from; never downloads."""
-    from latentforge.train.data import FILES, MAGIC_IMAGES, DataError, _find, read_idx, \
-        resolve_data_dir
+def real_digits(data_dir=None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """Up to 64 uint8 test digits (N, 28, 28), their int64 labels (N,) and where they came
+    from, read as `latentforge quality` reads them; (None, None, why) where there are none.
+    Never downloads."""
+    from latentforge.runtime.quality import load_split
+    from latentforge.train.data import DataError
 
-    directory = resolve_data_dir(data_dir)
-    where = FIXTURE if directory is None else directory
-    if not where.is_dir():
-        return None, f"no real digits ({where} is not a directory): random inputs only"
     try:
-        images = read_idx(_find(where, FILES["test_images"]), MAGIC_IMAGES)
-    except DataError as e:
-        return None, f"no real digits ({e}): random inputs only"
-    return np.ascontiguousarray(images[:REAL_DIGITS]), str(where)
-
-
-def real_labels(data_dir=None, n: int = REAL_DIGITS) -> np.ndarray | None:
-    """The labels of real_digits' images (int64 (n,)), or None where there are none."""
-    from latentforge.train.data import FILES, MAGIC_LABELS, DataError, _find, read_idx, \
-        resolve_data_dir
-
-    where = resolve_data_dir(data_dir) or FIXTURE
-    try:
-        return read_idx(_find(where, FILES["test_labels"]), MAGIC_LABELS)[:n].astype(np.int64)
-    except (DataError, OSError):
-        return None
+        images, labels, where = load_split("test", data_dir, limit=REAL_DIGITS)
+    except (DataError, OSError) as e:
+        return None, None, f"no real digits ({e}): random inputs only"
+    return np.ascontiguousarray(images), labels.astype(np.int64), str(where)
 
 
 def timesteps(num_timesteps: int) -> list[int]:
@@ -253,8 +238,7 @@ def verify(out_dir, ckpt, batch_sizes=(1, 7, 64), atol: float | None = None,
                 "parameters"):
         if jsonable(found.get(key)) != expected.get(key):
             report.problems.append(f"manifest {key!r} does not match the checkpoint")
-    real, source = real_digits(data_dir)
-    labels = real_labels(data_dir, len(real)) if real is not None else None
+    real, labels, source = real_digits(data_dir)
     report.notes.append(f"real digits from {source}" if real is not None else source)
     for gspec in graphs_for(spec.kind):
         info = manifest.get("graphs", {}).get(gspec.role)
