@@ -68,6 +68,8 @@ def register(sub) -> None:
     p.add_argument("checkpoint", help="a training checkpoint (e.g. runs/vae-conv/last.pt)")
     p.set_defaults(func=_run_ship)
 
+    from .quantize import CALIBRATION_DIGITS
+
     p = sub.add_parser("quantize", formatter_class=HELP,
                        help="write an int8 variant of an exported AE/VAE or DDPM (opt-in)",
                        description="Copy MODEL into DIR with its encoder (AE/VAE) or U-Net "
@@ -85,7 +87,8 @@ def register(sub) -> None:
     p.add_argument("--data-dir", default=None,
                    help="MNIST IDX directory (default: $LATENTFORGE_DATA, else the test "
                    "fixture of a source checkout)")
-    p.add_argument("--calibration", type=int, default=1024, help="training digits to calibrate on")
+    p.add_argument("--calibration", type=int, default=CALIBRATION_DIGITS,
+                   help="training digits to calibrate on")
     p.add_argument("--test-digits", type=int, default=2048,
                    help="test digits to measure an encoder's accuracy on (a DDPM: up to "
                    "1,000 samples scored)")

@@ -27,6 +27,7 @@ RECIPE = {"format": "QDQ", "weights": "int8, per output channel", "activations":
 RECIPES = {"encoder": {"calibration_method": "MinMax", "fp32_resolution": None},
            "unet": {"calibration_method": "Percentile 99.99", "fp32_resolution": 28}}
 QUANTIZABLE = {"ae": ["encoder"], "vae": ["encoder"], "ddpm": ["unet"]}
+CALIBRATION_DIGITS = 1024  # `latentforge quantize --calibration`'s default
 
 
 def quantize_graph(src: Path, dst: Path, batches, method: str = "MinMax",
@@ -156,7 +157,7 @@ def calibration_feeds(role: str, model, calib_u8: np.ndarray):
     return ({"x": x0[i:i + 128]} for i in range(0, len(x0), 128))
 
 
-def quantize_model(model, out, data_dir=None, calibration: int = 1024,
+def quantize_model(model, out, data_dir=None, calibration: int = CALIBRATION_DIGITS,
                    test_digits: int = 2048, log=print) -> dict:
     """Write DIR ``out``: ``model`` (a shipped name or a directory) with its encoder or U-Net
     in int8. Returns the new manifest. Raises ValueError for kinds with nothing to quantize.
@@ -193,6 +194,7 @@ def quantize_model(model, out, data_dir=None, calibration: int = 1024,
             manifest["graphs"][role]["sha256"] = sha256_file(tmp / file)
         manifest["quantization"] = {**RECIPE, **RECIPES[roles[0]], "fp32_nodes": fp32_nodes,
                                     "graphs": roles, "source": manifest["name"],
+                                    "calibration_digits": int(len(calib_u8)),
                                     "calibration": f"{len(calib_u8)} MNIST training digits"
                                     + (", noised to x_t with t uniform" if "unet" in roles
                                        else "")}

@@ -125,10 +125,14 @@ def file_table(d: Path) -> list[str]:
 
 def quantized_card(m: dict) -> list[str]:
     """A `latentforge quantize` variant: how it was made and what it measured."""
+    from .quantize import CALIBRATION_DIGITS
+
     q, a = m["quantization"], m["quantization"].get("accuracy", {})
+    digits = q.get("calibration_digits", CALIBRATION_DIGITS)
+    flags = f" --calibration {digits}" if digits != CALIBRATION_DIGITS else ""
     lines = [f"## {m['name']} ({m['kind']}, {', '.join(q['graphs'])} in int8; the rest is "
              f"{q['source']}'s)", "",
-             f"Reproduce: `latentforge quantize {q['source']} --ship --data-dir DATA` "
+             f"Reproduce: `latentforge quantize {q['source']} --ship{flags} --data-dir DATA` "
              f"({q['format']}, weights {q['weights']}, activations {q['activations']}"
              f"{' with reduce_range' if q.get('reduce_range') else ''}, {q['calibration_method']}"
              f" calibration on {q['calibration']}; ConvTranspose stays fp32). Check it with `latentforge verify "
