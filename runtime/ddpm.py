@@ -82,7 +82,7 @@ class DDPM(Model):
         al.), "ddim" (Song et al.; ``steps`` evenly spaced, ``eta`` noise), "dpmpp-2m" or
         "sde-dpmpp-2m" (DPM-Solver++(2M), Lu et al. 2022, deterministic or stochastic, any
         ``steps`` >= 2, default SOLVER_STEPS). method=None: the measured default,
-        DEFAULT_METHOD with DEFAULT_STEPS steps (runtime/sampling.py; today sde-dpmpp-2m, 50)
+        DEFAULT_METHOD with DEFAULT_STEPS steps (runtime/sampling.py; today sde-dpmpp-2m, 20)
         unless ``steps`` is given; ``eta`` is DDIM's and a named ddim takes η = 0 unless given. The same seed gives the
         same digits whatever ``batch_size``. capture: timesteps whose x_t to return too, as
         {t: images}; then the result is (images, captured).
