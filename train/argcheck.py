@@ -26,14 +26,15 @@ def check_numbers(args) -> None:
         check_int(getattr(args, name), _flag(name), low=low, optional=True)
     check_int(args.limit, "--limit", low=1, optional=True)
     check_int(args.latent_dim, "--latent-dim", low=1, optional=True)
-    for name in ("lr", "beta", "noise_level", "min_lr", "grad_clip", "ema_decay", "p2_gamma"):
+    for name in ("lr", "beta", "noise_level", "min_lr", "grad_clip", "ema_decay", "p2_gamma",
+                 "p2_k"):
         if getattr(args, name) is not None:
             check_float(getattr(args, name), _flag(name), low=0.0)
     if args.exclude_digits:
         from .data import check_digits
 
         check_digits(args.exclude_digits)
-    if args.p2_k is not None and not args.p2_k > 0:
+    if args.p2_k == 0:  # finite and >= 0 above; P2's 1/(k + SNR)^γ needs k > 0
         raise ValueError(f"--p2-k must be > 0, got {args.p2_k}")
     if args.ema_decay is not None and args.ema_decay >= 1:
         raise ValueError(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
